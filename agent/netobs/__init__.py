@@ -1,0 +1,3 @@
+"""netobs: OpenTelemetry-native synthetic network monitoring."""
+
+__version__ = "0.1.0"

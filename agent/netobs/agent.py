@@ -1,0 +1,92 @@
+"""The long-running agent: telemetry + runner + scheduler, with SIGHUP reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from netobs.config import AgentConfig, ConfigError, load_config
+from netobs.probes import Probe, default_probes
+from netobs.runner import Runner
+from netobs.scheduler import Scheduler
+from netobs.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+def unsupported_types(cfg: AgentConfig, probes: dict[str, Probe]) -> list[str]:
+    return sorted({c.type for c in cfg.checks if c.type not in probes})
+
+
+class Agent:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        config_path: Path | None = None,
+        telemetry: Telemetry | None = None,
+        probes: dict[str, Probe] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.telemetry = telemetry or Telemetry.from_config(cfg)
+        self.probes = probes or default_probes()
+        self.runner = Runner(
+            cfg.agent_id, cfg.pop, self.probes, sinks=[self.telemetry.record], tracer=self.telemetry.tracer
+        )
+        self.scheduler = Scheduler(self.runner.run, on_lateness=self.telemetry.record_lateness)
+        self._stop = asyncio.Event()
+
+    def _schedulable(self, cfg: AgentConfig) -> list[object]:
+        return [c for c in cfg.checks if c.type in self.probes]
+
+    def start(self) -> None:
+        missing = unsupported_types(self.cfg, self.probes)
+        if missing:
+            log.error("check types not available in this agent, not scheduled: %s", ", ".join(missing))
+        _, added, _ = self.scheduler.apply(self._schedulable(self.cfg))
+        self.telemetry.set_checks(len(self.scheduler.job_keys))
+        log.info(
+            "agent %s at pop %s: %d (check, target) jobs scheduled", self.cfg.agent_id, self.cfg.pop, added
+        )
+
+    def reload(self) -> bool:
+        """Re-read the config file; keep the running config if the new one is invalid."""
+        if self.config_path is None:
+            return False
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config:\n%s", exc)
+            self.telemetry.count_reload("refused")
+            return False
+        if (new.agent_id, new.pop, new.exporter, new.outputs) != (
+            self.cfg.agent_id,
+            self.cfg.pop,
+            self.cfg.exporter,
+            self.cfg.outputs,
+        ):
+            log.warning("agent_id, pop, exporter and outputs changes take effect at the next restart")
+        kept, added, removed = self.scheduler.apply(self._schedulable(new))
+        self.cfg = new
+        self.telemetry.set_checks(len(self.scheduler.job_keys))
+        self.telemetry.count_reload("applied")
+        log.info("config reloaded: %d jobs kept, %d added, %d removed", kept, added, removed)
+        return True
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("stopping: waiting for runs in flight")
+            await self.scheduler.stop()
+            self.telemetry.shutdown()

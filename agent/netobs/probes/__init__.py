@@ -1,0 +1,16 @@
+"""Probe types. Each module holds only what is specific to its type; see ``base`` for the contract."""
+
+from __future__ import annotations
+
+from netobs.probes.base import Outcome, Probe, ProbeContext, Resolver, SystemResolver
+
+
+def default_probes() -> dict[str, Probe]:
+    """One production instance of every probe type, keyed by check type."""
+    from netobs.probes.tcp import TcpProbe
+
+    probes: dict[str, Probe] = {"tcp": TcpProbe()}
+    return probes
+
+
+__all__ = ["Outcome", "Probe", "ProbeContext", "Resolver", "SystemResolver", "default_probes"]

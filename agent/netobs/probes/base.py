@@ -1,0 +1,124 @@
+"""What every probe type shares: the context a run gets, and the outcome it returns.
+
+A probe reports only what is specific to its type. The runner (``netobs.runner``) owns the deadline,
+timing, the root span, error mapping and the result record; a probe:
+- returns an :class:`Outcome` (success, or a failure with a low-cardinality ``ErrorType``);
+- may raise ``OSError``/``TimeoutError``/``ssl`` errors: the runner maps them to an ``ErrorType``;
+- records its phases with ``ctx.phase(name)`` (timed, and a child span when the check is traced);
+- keeps its partial results in ``ctx`` (``resolved_ip``, ``detail``), so a run that times out still
+  reports what it measured before the deadline.
+Cancellation always propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from netobs.result import ErrorType
+
+
+@dataclass(slots=True)
+class Outcome:
+    success: bool
+    error_type: ErrorType | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def ok(cls) -> Outcome:
+        return cls(True)
+
+    @classmethod
+    def fail(cls, error_type: ErrorType, message: str) -> Outcome:
+        return cls(False, error_type, message)
+
+
+class Resolver(Protocol):
+    async def resolve(self, host: str, ip_version: str) -> list[str]:
+        """Addresses of ``host`` (``ip_version``: "auto", "4" or "6"), preferred first; raises
+        ``socket.gaierror`` when the name does not resolve."""
+        ...
+
+
+class SystemResolver:
+    """The operating system's resolver (getaddrinfo), run off the event loop."""
+
+    async def resolve(self, host: str, ip_version: str) -> list[str]:
+        family = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(ip_version, socket.AF_UNSPEC)
+        if is_ip_literal(host):
+            return [host]
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM)
+        seen: list[str] = []
+        for info in infos:
+            addr = str(info[4][0])
+            if addr not in seen:
+                seen.append(addr)
+        return seen
+
+
+def is_ip_literal(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+@dataclass(slots=True)
+class ProbeContext:
+    """One run of one (check, target). Created by the runner; probes fill in what they measure."""
+
+    check: Any  # the check's config model (IcmpCheck, HttpCheck, ...)
+    target: str
+    deadline: float  # time.monotonic() value after which the run is over
+    span: Span | None = None  # the run's root span when the check is traced
+    tracer: trace.Tracer | None = None
+    resolved_ip: str | None = None
+    phases_ms: dict[str, float] = field(default_factory=dict)
+    detail: Any = None  # the type's sub-record (IcmpResult, HttpResult, ...)
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    @contextmanager
+    def phase(self, name: str, **attributes: Any) -> Iterator[Span | None]:
+        """Time ``name``; adds to ``phases_ms[name]`` (phases repeated over redirects add up) and, when
+        traced, makes it a child span of the run, with error status if the block raises."""
+        child = None
+        if self.tracer is not None and self.span is not None:
+            child = self.tracer.start_span(
+                name, context=trace.set_span_in_context(self.span), attributes=attributes or None
+            )
+        start = time.perf_counter()
+        try:
+            yield child
+        except BaseException as exc:
+            if child is not None:
+                child.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            elapsed_ms = (time.perf_counter() - start) * 1000.0
+            self.phases_ms[name] = self.phases_ms.get(name, 0.0) + elapsed_ms
+            if child is not None:
+                child.end()
+
+
+class Probe(Protocol):
+    """A probe type. Implementations hold their I/O dependencies (resolver, socket factories) as
+    constructor arguments with production defaults, so unit tests swap them."""
+
+    check_type: ClassVar[str]
+    traced: ClassVar[bool]  # whether each run is a trace (root span + phase spans)
+
+    async def run(self, ctx: ProbeContext) -> Outcome: ...

@@ -1,0 +1,64 @@
+"""TCP probe: connect time to host:port, and optionally the TLS handshake and certificate."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import ClassVar
+
+from netobs.config import TcpCheck, split_host_port
+from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
+from netobs.probes.tls import client_context, tls_info
+from netobs.result import TcpResult
+
+
+async def connect_socket(ip: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket to ``ip``:``port`` (no DNS here)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (ip, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class TcpProbe:
+    check_type: ClassVar[str] = "tcp"
+    traced: ClassVar[bool] = True
+
+    def __init__(self, resolver: Resolver | None = None) -> None:
+        self.resolver = resolver or SystemResolver()
+        self._contexts: dict[tuple[bool, str | None], ssl.SSLContext] = {}
+
+    async def run(self, ctx: ProbeContext) -> Outcome:
+        check: TcpCheck = ctx.check
+        host, port = split_host_port(ctx.target)
+        port = port or check.port
+        assert port is not None  # config validation guarantees a port
+        ctx.detail = TcpResult(port=port)
+        with ctx.phase("dns"):
+            ips = await self.resolver.resolve(host, check.ip_version)
+        ip = ips[0]
+        ctx.resolved_ip = ip
+        with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": port}):
+            sock = await connect_socket(ip, port)
+        if not check.tls:
+            sock.close()
+            return Outcome.ok()
+        key = (check.tls_verify, check.ca_file)
+        tls_ctx = self._contexts.get(key)
+        if tls_ctx is None:
+            tls_ctx = self._contexts[key] = client_context(check.tls_verify, check.ca_file)
+        server_name = check.tls_server_name or host
+        try:
+            with ctx.phase("tls", **{"server.address": server_name}):
+                _, writer = await asyncio.open_connection(sock=sock, ssl=tls_ctx, server_hostname=server_name)
+            ctx.detail.tls = tls_info(writer.get_extra_info("ssl_object"), verified=check.tls_verify)
+            writer.close()
+        finally:
+            sock.close()
+        return Outcome.ok()

@@ -1,0 +1,127 @@
+"""The scheduler: runs every (check, target) at its interval, forever.
+
+Each job starts at a random offset within its interval (so 1,000 targets on a 60 s interval do not fire
+together), then keeps its cadence on the loop's monotonic clock: slot n is ``first + n * interval``,
+whatever a run took, so there is no drift. A slot that was missed entirely (the agent was stopped
+by a debugger, the machine was suspended) is skipped, not run in a burst. Lateness (actual start against
+the slot) is measured for every run.
+
+``apply`` swaps in a new set of checks: jobs whose check did not change keep their timers and any run in
+flight; changed and removed jobs are cancelled after their current run; new jobs get a fresh offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+JobKey = tuple[str, str]  # (check name, target)
+RunFn = Callable[[Any, str], Coroutine[Any, Any, object]]
+LatenessFn = Callable[[float, str], None]
+
+
+@dataclass(eq=False)
+class _Job:
+    check: Any
+    target: str
+    next_slot: float
+    handle: asyncio.TimerHandle | None = None
+    tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    stopped: bool = False
+
+
+class Scheduler:
+    def __init__(
+        self,
+        run: RunFn,
+        on_lateness: LatenessFn | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._run = run
+        self._on_lateness = on_lateness
+        self._rng = rng or random.Random()
+        self._jobs: dict[JobKey, _Job] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.runs_started = 0
+
+    @property
+    def job_keys(self) -> set[JobKey]:
+        return set(self._jobs)
+
+    def apply(self, checks: Iterable[Any]) -> tuple[int, int, int]:
+        """Make the scheduled set equal to ``checks`` (enabled ones). Returns (kept, added, removed)."""
+        self._loop = asyncio.get_running_loop()
+        wanted: dict[JobKey, Any] = {}
+        for check in checks:
+            if getattr(check, "enabled", True):
+                for target in check.targets:
+                    wanted[(check.name, target)] = check
+        kept = added = removed = 0
+        for key in list(self._jobs):
+            job = self._jobs[key]
+            if key in wanted and wanted[key] == job.check:
+                kept += 1
+                continue
+            self._stop(job)
+            del self._jobs[key]
+            removed += 1
+        now = self._loop.time()
+        for key, check in wanted.items():
+            if key in self._jobs:
+                continue
+            job = _Job(check=check, target=key[1], next_slot=now + self._rng.uniform(0, check.interval_s))
+            self._jobs[key] = job
+            self._arm(job)
+            added += 1
+        return kept, added, removed
+
+    def _arm(self, job: _Job) -> None:
+        assert self._loop is not None
+        job.handle = self._loop.call_at(job.next_slot, self._fire, job)
+
+    def _fire(self, job: _Job) -> None:
+        if job.stopped:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        slot = job.next_slot
+        lateness = now - slot
+        interval = job.check.interval_s
+        # Next slot on the fixed grid; skip slots that already passed instead of bursting.
+        job.next_slot = slot + interval
+        if job.next_slot <= now:
+            missed = int((now - job.next_slot) // interval) + 1
+            job.next_slot += missed * interval
+            log.warning("%s %s: skipped %d missed slot(s)", job.check.name, job.target, missed)
+        self._arm(job)
+        if self._on_lateness is not None:
+            self._on_lateness(lateness, job.check.type)
+        self.runs_started += 1
+        task = self._loop.create_task(self._run(job.check, job.target))
+        job.tasks.add(task)
+        task.add_done_callback(job.tasks.discard)
+
+    def _stop(self, job: _Job) -> None:
+        job.stopped = True
+        if job.handle is not None:
+            job.handle.cancel()
+            job.handle = None
+
+    async def stop(self, cancel_running: bool = False) -> None:
+        """Stop every timer; wait for (or cancel) the runs in flight."""
+        pending: list[asyncio.Task[object]] = []
+        for job in self._jobs.values():
+            self._stop(job)
+            pending.extend(job.tasks)
+        self._jobs.clear()
+        if cancel_running:
+            for task in pending:
+                task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

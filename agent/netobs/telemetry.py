@@ -1,0 +1,409 @@
+"""The agent's telemetry: every result recorded as metrics, a log record, and (for traced types) spans.
+
+Instruments are created through the OpenTelemetry API; where the data goes is decided once, here:
+- with an exporter configured: OTLP (gRPC or HTTP) for metrics, traces and logs;
+- without one, the embedded default: result records as JSON lines on stdout and metrics on a
+  Prometheus ``/metrics`` endpoint, needing nothing else running;
+- in tests: in-memory readers/exporters (``Telemetry.in_memory()``).
+
+Metric attributes are the low-cardinality keys below; the agent and its POP are resource attributes.
+``tests/contract/golden/metric_catalogue.json`` pins instrument names, units and attribute keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    InMemoryLogRecordExporter,
+    LogRecordExporter,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from netobs import __version__
+from netobs.config import AgentConfig, ExporterConfig
+from netobs.result import ProbeResult
+
+log = logging.getLogger(__name__)
+
+# Network latency spans sub-millisecond loopback to tens of seconds of timeouts.
+LATENCY_BUCKETS_S: Sequence[float] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075,
+    0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0,
+)  # fmt: skip
+LATENESS_BUCKETS_S: Sequence[float] = (
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+)  # fmt: skip
+
+DEFAULT_PROMETHEUS_LISTEN = "127.0.0.1:9469"
+INSTRUMENTATION_SCOPE = "netobs.agent"
+
+
+def build_resource(cfg: AgentConfig) -> Resource:
+    return Resource.create(
+        {
+            "service.name": "netobs-agent",
+            "service.version": __version__,
+            "service.instance.id": cfg.agent_id,
+            "host.name": socket.gethostname(),
+            "netobs.agent.id": cfg.agent_id,
+            "netobs.pop": cfg.pop,
+        }
+    )
+
+
+@dataclass
+class TelemetryParts:
+    """What a Telemetry is built from; lets tests and the CLI choose the destinations."""
+
+    metric_readers: list[MetricReader] = field(default_factory=list)
+    span_exporters: list[SpanExporter] = field(default_factory=list)
+    log_exporters: list[LogRecordExporter] = field(default_factory=list)
+    batch: bool = True  # batch processors (production) or simple ones (tests: synchronous)
+    stdout: IO[str] | None = None
+
+
+class Telemetry:
+    """Owns the SDK providers and the instruments; ``record`` is the result sink."""
+
+    def __init__(self, resource: Resource, parts: TelemetryParts) -> None:
+        self.resource = resource
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=parts.metric_readers)
+        self.tracer_provider = TracerProvider(resource=resource)
+        for exporter in parts.span_exporters:
+            self.tracer_provider.add_span_processor(
+                BatchSpanProcessor(exporter, max_queue_size=65536, max_export_batch_size=2048)
+                if parts.batch
+                else SimpleSpanProcessor(exporter)
+            )
+        self.logger_provider = LoggerProvider(resource=resource)
+        for log_exporter in parts.log_exporters:
+            self.logger_provider.add_log_record_processor(
+                BatchLogRecordProcessor(log_exporter, max_queue_size=65536, max_export_batch_size=2048)
+                if parts.batch
+                else SimpleLogRecordProcessor(log_exporter)
+            )
+        self._stdout = parts.stdout
+        self.tracer: trace.Tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+        self._results_logger: _logs.Logger = self.logger_provider.get_logger(
+            INSTRUMENTATION_SCOPE, __version__
+        )
+        self._instruments = _Instruments(self.meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__))
+        self._attr_cache: dict[tuple[str, str, str], dict[str, str]] = {}
+
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: AgentConfig, stdout: IO[str] | None = None) -> Telemetry:
+        parts = TelemetryParts(batch=True)
+        if cfg.exporter is not None:
+            _add_otlp(parts, cfg.exporter)
+        stdout_on = cfg.outputs.stdout_json if cfg.outputs.stdout_json is not None else cfg.exporter is None
+        if stdout_on:
+            parts.stdout = stdout or sys.stdout
+        listen = cfg.outputs.prometheus_listen
+        if listen is None and cfg.exporter is None:
+            listen = DEFAULT_PROMETHEUS_LISTEN
+        if listen:
+            parts.metric_readers.append(_prometheus_reader(listen))
+        return cls(build_resource(cfg), parts)
+
+    @classmethod
+    def in_memory(cls, cfg: AgentConfig | None = None) -> InMemoryTelemetry:
+        return InMemoryTelemetry(cfg or AgentConfig(agent_id="test-agent", pop="test-pop"))
+
+    # -- the result sink ----------------------------------------------------------------------------
+    def record(self, result: ProbeResult) -> None:
+        key = (result.check_name, result.check_type, result.target)
+        attrs = self._attr_cache.get(key)
+        if attrs is None:
+            attrs = {
+                "netobs.check.name": result.check_name,
+                "netobs.check.type": result.check_type,
+                "netobs.target": result.target,
+            }
+            self._attr_cache[key] = attrs
+        self._instruments.record(result, attrs)
+        body = result.to_json()
+        self._results_logger.emit(
+            timestamp=result.started_at_ms * 1_000_000,
+            body=body,
+            severity_number=_logs.SeverityNumber.INFO,
+            event_name="netobs.probe.result",
+            attributes={
+                "netobs.check.name": result.check_name,
+                "netobs.check.type": result.check_type,
+                "netobs.result.id": result.result_id,
+            },
+        )
+        if self._stdout is not None:
+            self._stdout.write(body + "\n")
+
+    def record_lateness(self, lateness_s: float, check_type: str) -> None:
+        self._instruments.lateness.record(lateness_s, {"netobs.check.type": check_type})
+
+    def set_checks(self, count: int) -> None:
+        self._instruments.checks.set(count)
+
+    def count_reload(self, outcome: str) -> None:
+        self._instruments.reloads.add(1, {"netobs.reload.outcome": outcome})
+
+    def flush(self) -> None:
+        self.tracer_provider.force_flush()
+        self.logger_provider.force_flush()
+        self.meter_provider.force_flush()
+        if self._stdout is not None:
+            self._stdout.flush()
+
+    def shutdown(self) -> None:
+        for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+            try:
+                provider.shutdown()
+            except Exception:
+                log.exception("telemetry shutdown of %s failed", type(provider).__name__)
+        if self._stdout is not None:
+            self._stdout.flush()
+
+
+class InMemoryTelemetry(Telemetry):
+    """Telemetry whose data stays in memory, for tests."""
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.metric_reader = InMemoryMetricReader()
+        self.span_exporter = InMemorySpanExporter()
+        self.log_exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+        super().__init__(
+            build_resource(cfg),
+            TelemetryParts(
+                metric_readers=[self.metric_reader],
+                span_exporters=[self.span_exporter],
+                log_exporters=[self.log_exporter],
+                batch=False,
+            ),
+        )
+
+    def metric_points(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+        """{instrument name: [(attributes, data point), ...]} of what was recorded so far."""
+        out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+        data = self.metric_reader.get_metrics_data()
+        if data is None:
+            return out
+        for rm in data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    for point in metric.data.data_points:
+                        out.setdefault(metric.name, []).append((dict(point.attributes or {}), point))
+        return out
+
+    def metric_units(self) -> dict[str, str]:
+        data = self.metric_reader.get_metrics_data()
+        units: dict[str, str] = {}
+        if data is not None:
+            for rm in data.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        units[metric.name] = metric.unit or ""
+        return units
+
+
+class _Instruments:
+    """The agent's instruments and how a result maps onto them."""
+
+    def __init__(self, meter: metrics.Meter) -> None:
+        self.duration = meter.create_histogram(
+            "netobs.probe.duration",
+            unit="s",
+            description="Duration of a probe run, from start to result",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        )
+        self.runs = meter.create_counter(
+            "netobs.probe.runs", unit="{run}", description="Probe runs, by success and error.type"
+        )
+        self.phase = meter.create_histogram(
+            "netobs.probe.phase.duration",
+            unit="s",
+            description="Duration of one phase of a run (dns, connect, tls, ttfb, transfer)",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        )
+        self.icmp_rtt = meter.create_histogram(
+            "netobs.icmp.rtt",
+            unit="s",
+            description="Round-trip time of every ICMP echo reply (the distribution, smokeping-style)",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        )
+        self.icmp_sent = meter.create_counter(
+            "netobs.icmp.packets.sent", unit="{packet}", description="ICMP echo requests sent"
+        )
+        self.icmp_lost = meter.create_counter(
+            "netobs.icmp.packets.lost", unit="{packet}", description="ICMP echo requests left unanswered"
+        )
+        self.icmp_jitter = meter.create_gauge(
+            "netobs.icmp.jitter", unit="s", description="Mean absolute RTT difference of consecutive replies"
+        )
+        self.cert_expiry = meter.create_gauge(
+            "netobs.tls.cert.expiry",
+            unit="s",
+            description="Time until the server certificate expires (negative: expired)",
+        )
+        self.hops = meter.create_gauge(
+            "netobs.traceroute.hops", unit="{hop}", description="Hops to the destination (or last responder)"
+        )
+        self.reached = meter.create_gauge(
+            "netobs.traceroute.reached", unit="1", description="1 when the traceroute reached the destination"
+        )
+        self.path_id = meter.create_gauge(
+            "netobs.traceroute.path.id",
+            unit="1",
+            description="First 32 bits of the path hash as a number: it changes when the path does",
+        )
+        self.last_hop_rtt = meter.create_histogram(
+            "netobs.traceroute.last_hop.rtt",
+            unit="s",
+            description="RTT of the last responding hop",
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        )
+        self.path_changes = meter.create_counter(
+            "netobs.traceroute.path.changes",
+            unit="{change}",
+            description="Runs whose path differed from the last",
+        )
+        self.lateness = meter.create_histogram(
+            "netobs.agent.schedule.lateness",
+            unit="s",
+            description="How late a run started against its slot",
+            explicit_bucket_boundaries_advisory=LATENESS_BUCKETS_S,
+        )
+        self.checks = meter.create_gauge(
+            "netobs.agent.scheduled", unit="{target}", description="(check, target) pairs scheduled"
+        )
+        self.reloads = meter.create_counter(
+            "netobs.agent.config.reloads", unit="{reload}", description="Config reloads, by outcome"
+        )
+        self._last_path: dict[tuple[str, str], str] = {}
+
+    def record(self, r: ProbeResult, attrs: dict[str, str]) -> None:
+        self.duration.record(r.duration_ms / 1000.0, attrs)
+        if r.success:
+            self.runs.add(1, {**attrs, "netobs.probe.success": True})
+        else:
+            self.runs.add(1, {**attrs, "netobs.probe.success": False, "error.type": r.error_type or "_OTHER"})
+        for name, ms in r.phases_ms.items():
+            self.phase.record(ms / 1000.0, {**attrs, "netobs.phase": name})
+        if r.icmp is not None:
+            for rtt in r.icmp.rtts_ms:
+                if rtt is not None:
+                    self.icmp_rtt.record(rtt / 1000.0, attrs)
+            self.icmp_sent.add(r.icmp.sent, attrs)
+            self.icmp_lost.add(r.icmp.sent - r.icmp.received, attrs)
+            if r.icmp.jitter_ms is not None:
+                self.icmp_jitter.set(r.icmp.jitter_ms / 1000.0, attrs)
+        tls = r.http.tls if r.http is not None else r.tcp.tls if r.tcp is not None else None
+        if tls is not None and tls.cert_expiry_days is not None:
+            self.cert_expiry.set(tls.cert_expiry_days * 86400.0, attrs)
+        if r.traceroute is not None:
+            tr = r.traceroute
+            self.hops.set(tr.hop_count, attrs)
+            self.reached.set(1 if tr.reached else 0, attrs)
+            if tr.path_hash:
+                self.path_id.set(int(tr.path_hash[:8], 16), attrs)
+                key = (r.check_name, r.target)
+                previous = self._last_path.get(key)
+                if previous is not None and previous != tr.path_hash:
+                    self.path_changes.add(1, attrs)
+                self._last_path[key] = tr.path_hash
+            answered = [h for h in tr.hops if h.rtt_ms is not None]
+            if answered and answered[-1].rtt_ms is not None:
+                self.last_hop_rtt.record(answered[-1].rtt_ms / 1000.0, attrs)
+
+
+def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
+    headers = dict(exp.headers) or None
+    if exp.protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        creds = None
+        if not exp.insecure:
+            import grpc  # type: ignore[import-untyped]
+
+            tls = exp.tls
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=_read(tls.ca_file) if tls else None,
+                private_key=_read(tls.key_file) if tls else None,
+                certificate_chain=_read(tls.cert_file) if tls else None,
+            )
+        common: dict[str, Any] = {
+            "endpoint": exp.endpoint,
+            "insecure": exp.insecure,
+            "headers": headers,
+            "timeout": exp.timeout_s,
+            "credentials": creds,
+        }
+        parts.metric_readers.append(
+            PeriodicExportingMetricReader(
+                OTLPMetricExporter(**common), export_interval_millis=exp.export_interval_s * 1000
+            )
+        )
+        parts.span_exporters.append(OTLPSpanExporter(**common))
+        parts.log_exporters.append(OTLPLogExporter(**common))
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
+            OTLPMetricExporter as HttpMetricExporter,
+        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+
+        base = exp.endpoint if "://" in exp.endpoint else f"http://{exp.endpoint}"
+        base = base.rstrip("/")
+        tls_kw: dict[str, Any] = {}
+        if exp.tls is not None:
+            if exp.tls.ca_file:
+                tls_kw["certificate_file"] = exp.tls.ca_file
+            if exp.tls.cert_file:
+                tls_kw["client_certificate_file"] = exp.tls.cert_file
+            if exp.tls.key_file:
+                tls_kw["client_key_file"] = exp.tls.key_file
+        kw: dict[str, Any] = {"headers": headers, "timeout": exp.timeout_s, **tls_kw}
+        parts.metric_readers.append(
+            PeriodicExportingMetricReader(
+                HttpMetricExporter(endpoint=f"{base}/v1/metrics", **kw),
+                export_interval_millis=exp.export_interval_s * 1000,
+            )
+        )
+        parts.span_exporters.append(HttpSpanExporter(endpoint=f"{base}/v1/traces", **kw))
+        parts.log_exporters.append(HttpLogExporter(endpoint=f"{base}/v1/logs", **kw))
+
+
+def _read(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _prometheus_reader(listen: str) -> MetricReader:
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import start_http_server
+
+    from netobs.config import split_host_port
+
+    host, port = split_host_port(listen)
+    if port is None:
+        raise ValueError(f"prometheus_listen {listen!r} must be host:port")
+    start_http_server(port=port, addr=host or "127.0.0.1")
+    log.info("metrics on http://%s/metrics", listen)
+    return PrometheusMetricReader()
