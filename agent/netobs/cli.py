@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Sub-commands that live in their own packages (stack, detect, flink, report)."""
     found = []
-    for module in ("netobs.stack.cli", "netobs.detect.cli", "netobs.pipelines_cli"):
+    for module in ("netobs.stack.cli", "netobs_flink.cli", "netobs_spark.cli"):
         try:
             mod = __import__(module, fromlist=["add_parser"])
         except ModuleNotFoundError as exc:

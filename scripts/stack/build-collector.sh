@@ -27,8 +27,12 @@ build() {
     # some of those (contrib pkg/golden) are not on the module proxy at this version.
     # So: let the builder only generate the sources, then tidy with -e (tolerates the
     # missing test-only modules) and compile ourselves.
+    # The builder writes go.mod (core modules pinned to its version) before its tidy step,
+    # so its failure there is expected; a missing go.mod is not.
     {
-        "$ocb_dir/builder" --config "$work/manifest.yaml" --skip-get-modules --skip-compilation &&
+        "$ocb_dir/builder" --config "$work/manifest.yaml" --skip-compilation ||
+            log "builder's go mod tidy failed (expected: test-only modules missing); continuing"
+        test -f "$work/src/go.mod" &&
         (cd "$work/src" && go mod tidy -e &&
             CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o netobs-otelcol .)
     } >"$work/build.log" 2>&1 || {
