@@ -34,9 +34,9 @@ def classify_exception(exc: BaseException) -> tuple[ErrorType, str]:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return ErrorType.TIMEOUT, str(exc) or "deadline passed"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return ErrorType.TLS_CERT, exc.verify_message or str(exc)
+        return ErrorType.TLS_CERT, getattr(exc, "verify_message", None) or str(exc)
     if isinstance(exc, ssl.SSLError):
-        return ErrorType.TLS_HANDSHAKE, exc.reason or str(exc)
+        return ErrorType.TLS_HANDSHAKE, getattr(exc, "reason", None) or str(exc)
     if isinstance(exc, ConnectionRefusedError):
         return ErrorType.REFUSED, "connection refused"
     if isinstance(exc, PermissionError):
