@@ -98,10 +98,9 @@ class Telemetry:
                 else SimpleLogRecordProcessor(log_exporter)
             )
         self._stdout = parts.stdout
+        self.prometheus: PrometheusEndpoint | None = None
         self.tracer: trace.Tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
-        self._results_logger: _logs.Logger = self.logger_provider.get_logger(
-            INSTRUMENTATION_SCOPE, __version__
-        )
+        self._results_logger: _logs.Logger = self.logger_provider.get_logger(INSTRUMENTATION_SCOPE, __version__)
         self._instruments = _Instruments(self.meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__))
         self._attr_cache: dict[tuple[str, str, str], dict[str, str]] = {}
 
@@ -117,9 +116,12 @@ class Telemetry:
         listen = cfg.outputs.prometheus_listen
         if listen is None and cfg.exporter is None:
             listen = DEFAULT_PROMETHEUS_LISTEN
-        if listen:
-            parts.metric_readers.append(_prometheus_reader(listen))
-        return cls(build_resource(cfg), parts)
+        endpoint = PrometheusEndpoint(listen) if listen else None
+        if endpoint is not None:
+            parts.metric_readers.append(endpoint.reader)
+        telemetry = cls(build_resource(cfg), parts)
+        telemetry.prometheus = endpoint
+        return telemetry
 
     @classmethod
     def in_memory(cls, cfg: AgentConfig | None = None) -> InMemoryTelemetry:
@@ -174,6 +176,8 @@ class Telemetry:
                 provider.shutdown()
             except Exception:
                 log.exception("telemetry shutdown of %s failed", type(provider).__name__)
+        if self.prometheus is not None:
+            self.prometheus.close()
         if self._stdout is not None:
             self._stdout.flush()
 
@@ -395,15 +399,25 @@ def _read(path: str | None) -> bytes | None:
         return fh.read()
 
 
-def _prometheus_reader(listen: str) -> MetricReader:
-    from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import start_http_server
+class PrometheusEndpoint:
+    """A /metrics endpoint of its own (own registry, own server thread), stopped with the telemetry."""
 
-    from netobs.config import split_host_port
+    def __init__(self, listen: str) -> None:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import CollectorRegistry, start_http_server
 
-    host, port = split_host_port(listen)
-    if port is None:
-        raise ValueError(f"prometheus_listen {listen!r} must be host:port")
-    start_http_server(port=port, addr=host or "127.0.0.1")
-    log.info("metrics on http://%s/metrics", listen)
-    return PrometheusMetricReader()
+        from netobs.config import split_host_port
+
+        host, port = split_host_port(listen)
+        if port is None:
+            raise ValueError(f"prometheus_listen {listen!r} must be host:port")
+        self.registry = CollectorRegistry()
+        self.reader = PrometheusMetricReader(registry=self.registry)
+        self.server, self.thread = start_http_server(port=port, addr=host or "127.0.0.1", registry=self.registry)
+        self.url = f"http://{host or '127.0.0.1'}:{self.server.server_port}/metrics"
+        log.info("metrics on %s", self.url)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
