@@ -47,9 +47,7 @@ class Agent:
             log.error("check types not available in this agent, not scheduled: %s", ", ".join(missing))
         _, added, _ = self.scheduler.apply(self._schedulable(self.cfg))
         self.telemetry.set_checks(len(self.scheduler.job_keys))
-        log.info(
-            "agent %s at pop %s: %d (check, target) jobs scheduled", self.cfg.agent_id, self.cfg.pop, added
-        )
+        log.info("agent %s at pop %s: %d (check, target) jobs scheduled", self.cfg.agent_id, self.cfg.pop, added)
 
     def reload(self) -> bool:
         """Re-read the config file; keep the running config if the new one is invalid."""
@@ -58,7 +56,7 @@ class Agent:
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
-            log.error("reload refused, keeping the running config:\n%s", exc)
+            log.error("reload refused, keeping the running config: %s", "; ".join(str(exc).splitlines()))
             self.telemetry.count_reload("refused")
             return False
         if (new.agent_id, new.pop, new.exporter, new.outputs) != (

@@ -36,6 +36,12 @@ class _Job:
     stopped: bool = False
 
 
+def _settings(check: Any) -> Any:
+    """What a job's runs depend on: the check without its target list."""
+    dump = getattr(check, "model_dump", None)
+    return dump(exclude={"targets"}) if dump is not None else check
+
+
 class Scheduler:
     def __init__(
         self,
@@ -65,7 +71,8 @@ class Scheduler:
         kept = added = removed = 0
         for key in list(self._jobs):
             job = self._jobs[key]
-            if key in wanted and wanted[key] == job.check:
+            if key in wanted and _settings(wanted[key]) == _settings(job.check):
+                job.check = wanted[key]  # same settings (its target list may differ): keep the timer
                 kept += 1
                 continue
             self._stop(job)
