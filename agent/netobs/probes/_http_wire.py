@@ -1,0 +1,237 @@
+"""One HTTP request/response exchange over an established stream, HTTP/1.1 (h11) or HTTP/2 (h2).
+
+Theory of operation: the protocol libraries are pure state machines; this module is the thin shell that
+moves bytes between them and an asyncio stream. An exchange has two timed halves that the probe wraps in
+its phases:
+
+- :meth:`Exchange.send_and_wait_first_byte` writes the request and returns when the response starts
+  (HTTP/1.1: the first byte of the status line; HTTP/2: the response HEADERS of our stream) -- ``ttfb``;
+- :meth:`Exchange.read_response` reads the rest until the message is complete -- ``transfer``.
+
+The body is counted as it arrives and reading stops as soon as it passes ``max_body_bytes``
+(:class:`BodyTooLarge`). Anything the peer sends that the protocol does not allow, including closing the
+connection before the response is complete, is a :class:`ProtocolViolation`. No timeouts here: the
+caller's deadline bounds every await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h11
+
+READ_CHUNK_BYTES = 65536
+# Request headers that are about one HTTP/1.1 connection and are illegal in HTTP/2 (RFC 9113 8.2.2).
+_H2_FORBIDDEN = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
+
+
+class ProtocolViolation(Exception):
+    """The peer broke the HTTP protocol (garbage, a reset stream, or a close before the response ended)."""
+
+
+class BodyTooLarge(Exception):
+    """The response body passed the configured cap; reading stopped there."""
+
+    def __init__(self, limit_bytes: int, read_bytes: int) -> None:
+        super().__init__(f"response body passed max_body_bytes={limit_bytes} (read {read_bytes} bytes)")
+        self.limit_bytes = limit_bytes
+        self.read_bytes = read_bytes
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    scheme: str  # "http" or "https"
+    authority: str  # Host header / :authority: host[:port], port only when not the default
+    target: str  # path and query, at least "/"
+    headers: list[tuple[str, str]] = field(default_factory=list)  # without Host
+    body: bytes = b""
+
+
+@dataclass(slots=True)
+class Response:
+    status_code: int
+    http_version: str  # "1.1" (also for a 1.0 peer: its version is in ``peer_version``) or "2"
+    headers: list[tuple[str, str]]  # names lower-cased, values latin-1 decoded, in order
+    body: bytes
+    peer_version: str = ""
+
+    def header(self, name: str) -> str | None:
+        """All values of ``name`` joined with ", " (RFC 9110 5.3), or None when absent."""
+        key = name.lower()
+        values = [v for k, v in self.headers if k == key]
+        return ", ".join(values) if values else None
+
+
+class Exchange(Protocol):
+    http_version: str
+
+    async def send_and_wait_first_byte(self, request: Request) -> None: ...
+
+    async def read_response(self) -> Response: ...
+
+
+class Http1Exchange:
+    """One request on a fresh HTTP/1.1 connection (``Connection: close``)."""
+
+    http_version = "1.1"
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body_bytes: int) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._max_body_bytes = max_body_bytes
+        self._conn = h11.Connection(h11.CLIENT)
+
+    async def send_and_wait_first_byte(self, request: Request) -> None:
+        headers = [("host", request.authority), *request.headers]
+        if request.body:
+            headers.append(("content-length", str(len(request.body))))
+        headers.append(("connection", "close"))
+        try:
+            out = self._conn.send(h11.Request(method=request.method, target=request.target, headers=headers))
+            if request.body:
+                out = (out or b"") + (self._conn.send(h11.Data(data=request.body)) or b"")
+            out = (out or b"") + (self._conn.send(h11.EndOfMessage()) or b"")
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"request cannot be sent: {exc}") from exc
+        self._writer.write(out)
+        await self._writer.drain()
+        chunk = await self._reader.read(READ_CHUNK_BYTES)
+        if not chunk:
+            raise ProtocolViolation("connection closed before any response byte")
+        self._conn.receive_data(chunk)
+
+    async def read_response(self) -> Response:
+        status: int | None = None
+        peer_version = ""
+        headers: list[tuple[str, str]] = []
+        body = bytearray()
+        try:
+            while True:
+                event = self._conn.next_event()
+                if event is h11.NEED_DATA:
+                    self._conn.receive_data(await self._reader.read(READ_CHUNK_BYTES))
+                elif isinstance(event, h11.InformationalResponse):
+                    continue
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    peer_version = event.http_version.decode("ascii", "replace")
+                    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                    if len(body) > self._max_body_bytes:
+                        raise BodyTooLarge(self._max_body_bytes, len(body))
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise ProtocolViolation("connection closed before the response was complete")
+        except h11.RemoteProtocolError as exc:
+            raise ProtocolViolation(f"invalid HTTP/1.1 response: {exc}") from exc
+        assert status is not None  # h11 yields Response before Data/EndOfMessage
+        return Response(status, "1.1", headers, bytes(body), peer_version)
+
+
+class Http2Exchange:
+    """One request on a fresh HTTP/2 connection (after ALPN "h2", or with prior knowledge in clear text)."""
+
+    http_version = "2"
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body_bytes: int) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._max_body_bytes = max_body_bytes
+        self._conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        self._stream_id = 0
+        self._status: int | None = None
+        self._headers: list[tuple[str, str]] = []
+        self._body = bytearray()
+        self._ended = False
+
+    async def send_and_wait_first_byte(self, request: Request) -> None:
+        conn = self._conn
+        conn.initiate_connection()
+        self._stream_id = conn.get_next_available_stream_id()
+        headers = [
+            (b":method", request.method.encode("ascii")),
+            (b":scheme", request.scheme.encode("ascii")),
+            (b":authority", request.authority.encode("idna")),
+            (b":path", request.target.encode("ascii")),
+        ]
+        for name, value in request.headers:
+            key = name.lower().encode("latin-1")
+            if key not in _H2_FORBIDDEN and key != b"host":
+                headers.append((key, value.encode("latin-1")))
+        if request.body:
+            headers.append((b"content-length", str(len(request.body)).encode("ascii")))
+        conn.send_headers(self._stream_id, headers, end_stream=not request.body)
+        await self._flush()
+        await self._send_body(request.body)
+        while self._status is None:
+            await self._receive()
+
+    async def read_response(self) -> Response:
+        while not self._ended:
+            await self._receive()
+        assert self._status is not None
+        return Response(self._status, "2", self._headers, bytes(self._body), "2")
+
+    async def _send_body(self, body: bytes) -> None:
+        view = memoryview(body)
+        while view:
+            window = min(self._conn.local_flow_control_window(self._stream_id), self._conn.max_outbound_frame_size)
+            if window <= 0:
+                await self._receive()  # wait for WINDOW_UPDATE
+                continue
+            chunk, view = view[:window], view[window:]
+            self._conn.send_data(self._stream_id, bytes(chunk), end_stream=not view)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        out = self._conn.data_to_send()
+        if out:
+            self._writer.write(out)
+            await self._writer.drain()
+
+    async def _receive(self) -> None:
+        data = await self._reader.read(READ_CHUNK_BYTES)
+        if not data:
+            raise ProtocolViolation("connection closed before the response was complete")
+        try:
+            events = self._conn.receive_data(data)
+        except h2.exceptions.H2Error as exc:
+            raise ProtocolViolation(f"invalid HTTP/2 data: {exc}") from exc
+        for event in events:
+            self._handle(event)
+        await self._flush()
+
+    def _handle(self, event: h2.events.Event) -> None:
+        sid = getattr(event, "stream_id", None)
+        if isinstance(event, h2.events.ConnectionTerminated):
+            if not self._ended:
+                raise ProtocolViolation(f"server ended the connection (GOAWAY, error code {event.error_code})")
+            return
+        if sid != self._stream_id:
+            return
+        if isinstance(event, h2.events.ResponseReceived):
+            headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in event.headers]
+            status = next((v for k, v in headers if k == ":status"), None)
+            if status is None or not status.isdigit():
+                raise ProtocolViolation(f"response without a valid :status ({status!r})")
+            self._status = int(status)
+            self._headers = [(k, v) for k, v in headers if not k.startswith(":")]
+        elif isinstance(event, h2.events.DataReceived):
+            self._body += event.data
+            if event.flow_controlled_length:
+                self._conn.acknowledge_received_data(event.flow_controlled_length, self._stream_id)
+            if len(self._body) > self._max_body_bytes:
+                raise BodyTooLarge(self._max_body_bytes, len(self._body))
+        elif isinstance(event, h2.events.StreamEnded):
+            self._ended = True
+        elif isinstance(event, h2.events.StreamReset):
+            raise ProtocolViolation(f"server reset the stream (error code {event.error_code})")
