@@ -8,11 +8,9 @@ from netobs.probes.base import Outcome, Probe, ProbeContext, Resolver, SystemRes
 def default_probes() -> dict[str, Probe]:
     """One production instance of every probe type, keyed by check type."""
     from netobs.probes.http import HttpProbe
-    from netobs.probes.icmp import IcmpProbe
     from netobs.probes.tcp import TcpProbe
 
     probes: dict[str, Probe] = {"tcp": TcpProbe(), "http": HttpProbe()}
-    probes["icmp"] = IcmpProbe()
     return probes
 
 
