@@ -127,7 +127,21 @@ class DnsExpect(_Strict):
         default_factory=list, description="regexes; each must match at least one answer (text form)"
     )
     authority_match: list[str] = Field(default_factory=list, description="regexes on authority records")
-    min_answers: int = Field(0, ge=0)
+    min_answers: int = Field(0, ge=0, description="fewest answer records (RRSIGs not counted)")
+
+    @field_validator("rcodes")
+    @classmethod
+    def _rcodes(cls, v: list[str]) -> list[str]:
+        import dns.rcode
+
+        out = []
+        for name in v:
+            try:
+                dns.rcode.from_text(name.upper())
+            except Exception as exc:
+                raise ValueError(f"unknown rcode {name!r} (e.g. NOERROR, NXDOMAIN, SERVFAIL)") from exc
+            out.append(name.upper())
+        return out
 
     @field_validator("answers_match", "authority_match")
     @classmethod
@@ -146,6 +160,13 @@ class DnssecConfig(_Strict):
     trust_anchor: str | None = Field(
         None, description="DS or DNSKEY record text of the zone's trust anchor for local validation"
     )
+
+    @field_validator("trust_anchor")
+    @classmethod
+    def _anchor(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_trust_anchor(v)
+        return v
 
 
 class DnsCheck(CheckBase):
@@ -386,6 +407,40 @@ def _cross_checks(cfg: AgentConfig) -> list[tuple[tuple[int | str, ...], str]]:
                 (("checks", i, "dnssec", "trust_anchor"), "required when validate_locally is true")
             )
     return problems
+
+
+def parse_trust_anchor(text: str) -> tuple[Any, list[Any]]:
+    """Parse trust-anchor text: one or more ``<zone> [ttl] [IN] DS|DNSKEY <rdata>`` lines (a ``dsset-``
+    file works). Returns (zone as ``dns.name.Name``, rdatas); raises ValueError naming what is wrong."""
+    import dns.name
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
+    zone = None
+    rdatas: list[Any] = []
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        try:
+            name = dns.name.from_text(parts[0])
+            i = 1
+            while i < len(parts) and (parts[i].isdigit() or parts[i].upper() == "IN"):
+                i += 1
+            rdtype = dns.rdatatype.from_text(parts[i].upper()) if i < len(parts) else None
+            if rdtype not in (dns.rdatatype.DS, dns.rdatatype.DNSKEY):
+                raise ValueError("record type must be DS or DNSKEY")
+            rdatas.append(dns.rdata.from_text(dns.rdataclass.IN, rdtype, " ".join(parts[i + 1 :])))
+        except Exception as exc:
+            raise ValueError(f"trust anchor line {line!r} is not a DS or DNSKEY record: {exc}") from exc
+        if zone is not None and name != zone:
+            raise ValueError("all trust anchor records must be for the same zone")
+        zone = name
+    if zone is None:
+        raise ValueError("trust anchor has no DS or DNSKEY record")
+    return zone, rdatas
 
 
 def split_host_port(value: str) -> tuple[str, int | None]:

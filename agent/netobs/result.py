@@ -85,6 +85,11 @@ class DnsResult:
     authenticated_data: bool | None = None  # AD flag of the response
     dnssec_status: str = "unchecked"  # unchecked | validated | insecure | bogus
     response_size_bytes: int | None = None
+    flags: list[str] = field(default_factory=list)  # header flags of the response, e.g. ["QR", "RD", "RA"]
+    truncated: bool = False  # the UDP answer had TC set (the probe then retried over TCP)
+    extended_error_code: int | None = None  # first Extended DNS Error (RFC 8914) of the response
+    extended_error_text: str | None = None
+    tls: TlsInfo | None = None  # DNS-over-TLS session facts
 
 
 @dataclass(slots=True)

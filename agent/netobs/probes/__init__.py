@@ -7,10 +7,12 @@ from netobs.probes.base import Outcome, Probe, ProbeContext, Resolver, SystemRes
 
 def default_probes() -> dict[str, Probe]:
     """One production instance of every probe type, keyed by check type."""
+    from netobs.probes.dns import DnsProbe
     from netobs.probes.http import HttpProbe
     from netobs.probes.tcp import TcpProbe
 
     probes: dict[str, Probe] = {"tcp": TcpProbe(), "http": HttpProbe()}
+    probes["dns"] = DnsProbe()
     return probes
 
 
