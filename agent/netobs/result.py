@@ -141,6 +141,7 @@ class TracerouteHop:
     prefix: str | None = None
     icmp_type: int | None = None
     icmp_code: int | None = None
+    addresses: list[str] = field(default_factory=list)  # every responder at this TTL, sorted
 
 
 @dataclass(slots=True)

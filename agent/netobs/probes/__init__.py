@@ -10,9 +10,11 @@ def default_probes() -> dict[str, Probe]:
     from netobs.probes.dns import DnsProbe
     from netobs.probes.http import HttpProbe
     from netobs.probes.tcp import TcpProbe
+    from netobs.probes.traceroute import TracerouteProbe
 
     probes: dict[str, Probe] = {"tcp": TcpProbe(), "http": HttpProbe()}
     probes["dns"] = DnsProbe()
+    probes["traceroute"] = TracerouteProbe()
     return probes
 
 
