@@ -119,6 +119,7 @@ class TcpCheck(CheckBase):
     tls_verify: bool = Field(True, description="verify the certificate chain and name")
     ca_file: str | None = None
     ip_version: Literal["auto", "4", "6"] = "auto"
+    trace_path: bool = Field(False, description="also trace the TCP path to the server in the same trace")
 
 
 class DnsExpect(_Strict):

@@ -10,6 +10,7 @@ from typing import ClassVar
 from netobs.config import TcpCheck, split_host_port
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
 from netobs.probes.tls import client_context, tls_info
+from netobs.probes.traceroute import path_trace
 from netobs.result import TcpResult
 
 
@@ -44,8 +45,9 @@ class TcpProbe:
             ips = await self.resolver.resolve(host, check.ip_version)
         ip = ips[0]
         ctx.resolved_ip = ip
-        with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": port}):
-            sock = await connect_socket(ip, port)
+        async with path_trace(ctx, ip, port, enabled=check.trace_path):
+            with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": port}):
+                sock = await connect_socket(ip, port)
         if not check.tls:
             sock.close()
             return Outcome.ok()
