@@ -4,7 +4,9 @@
 // `go install ...@version` refuses a module whose go.mod has replace directives. This module
 // requires the release (v1.76.0 is the same commit as Jaeger v2.13.0) and repeats its
 // replace directive, so `go build github.com/jaegertracing/jaeger/cmd/jaeger` resolves
-// exactly the dependency set Jaeger itself was released with.
+// exactly the dependency set Jaeger itself was released with. go.sum is Jaeger's own go.sum
+// for that release plus Jaeger's module hash: several of its older dependency versions have no
+// checksum-database entry reachable from here, and the release's go.sum vouches for them.
 module netobs.local/jaeger-build
 
 go 1.24.6

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Setup hook (run by scripts/test): everything the local pipeline stack and its end-to-end tests
+# need. Idempotent and cached under $NETOBS_CACHE by version/manifest hash: seconds when warm.
+#   - Debian: prometheus, prometheus-alertmanager, a JDK (Kafka), maven, golang (the builds)
+#   - the OpenTelemetry Collector (OCB build), Jaeger v2 (Go build), Kafka jars (Maven)
+#   - the Python Kafka client the e2e tests read topics with (into the agent venv)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+say() { printf '[20-stack %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+need=()
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+command -v go >/dev/null || need+=(golang-go)
+if ((${#need[@]})); then
+    say "installing Debian packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# One build at a time: the machine has two cores. Each script is a no-op when cached.
+start=$SECONDS
+bash "$ROOT/scripts/stack/fetch-kafka.sh" >/dev/null
+bash "$ROOT/scripts/stack/build-collector.sh" >/dev/null
+bash "$ROOT/scripts/stack/build-jaeger.sh" >/dev/null
+say "stack artefacts ready in $((SECONDS - start)) s"
+
+# The e2e tests consume Kafka with confluent-kafka (librdkafka wheels). Until it is in the
+# project's dev dependencies, install it into the agent venv here.
+PY="${NETOBS_VENV:+$NETOBS_VENV/bin/}python"
+if ! "$PY" -c "import confluent_kafka" 2>/dev/null; then
+    say "installing confluent-kafka into $("$PY" -c 'import sys; print(sys.prefix)')"
+    "$PY" -m pip install -q "confluent-kafka>=2.6,<3"
+fi
