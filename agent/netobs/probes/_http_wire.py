@@ -24,9 +24,14 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 import h11
 
 READ_CHUNK_BYTES = 65536
+# HTTP/2 receive window (stream and connection) we announce: big enough that flow control does not throttle
+# a body of the usual sizes on a long fat path, bounded because the cap stops reading anyway.
+H2_WINDOW_BYTES = 16 * 1024 * 1024
+_H2_DEFAULT_WINDOW_BYTES = 65535
 # Request headers that are about one HTTP/1.1 connection and are illegal in HTTP/2 (RFC 9113 8.2.2).
 _H2_FORBIDDEN = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
 
@@ -155,7 +160,16 @@ class Http2Exchange:
 
     async def send_and_wait_first_byte(self, request: Request) -> None:
         conn = self._conn
+        conn.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: H2_WINDOW_BYTES,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
+            },
+        )
         conn.initiate_connection()
+        conn.increment_flow_control_window(H2_WINDOW_BYTES - _H2_DEFAULT_WINDOW_BYTES)
         self._stream_id = conn.get_next_available_stream_id()
         headers = [
             (b":method", request.method.encode("ascii")),
