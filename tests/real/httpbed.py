@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -400,8 +400,40 @@ def curl_phases(url: str, ca_file: Path | None = None, http1: bool = False) -> t
     return phases, out[5]
 
 
+@dataclass
+class Bed:
+    """Everything of the test bed that runs at once: certificates, nginx, the misbehaving servers."""
+
+    pki: Pki
+    nginx: Nginx
+    odd: MisbehavingServers
+
+    def port(self, server: str) -> int:
+        return self.nginx.ports.get(server) or self.odd.ports[server]
+
+    def url(self, server: str, path: str = "/", scheme: str | None = None) -> str:
+        scheme = scheme or ("http" if server in ("plain", "garbage", "endless") else "https")
+        return f"{scheme}://localhost:{self.port(server)}{path}"
+
+
 @contextlib.contextmanager
-def temp_dir() -> Any:
+def running_bed() -> Iterator[Bed]:
+    with temp_dir() as directory:
+        pki = make_pki(directory)
+        nginx = Nginx(pki, directory)
+        nginx.start()
+        try:
+            odd = MisbehavingServers()
+            try:
+                yield Bed(pki, nginx, odd)
+            finally:
+                odd.stop()
+        finally:
+            nginx.stop()
+
+
+@contextlib.contextmanager
+def temp_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="nobs-httpbed-"))
     try:
         yield path

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -21,30 +20,13 @@ from tests.real import httpbed
 pytestmark = pytest.mark.real
 
 
-@dataclass
-class Bed:
-    pki: httpbed.Pki
-    nginx: httpbed.Nginx
-    odd: httpbed.MisbehavingServers
-
-    def url(self, server: str, path: str = "/", scheme: str | None = None) -> str:
-        port = self.nginx.ports.get(server) or self.odd.ports[server]
-        scheme = scheme or ("http" if server in ("plain", "garbage", "endless") else "https")
-        return f"{scheme}://localhost:{port}{path}"
+Bed = httpbed.Bed
 
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[Bed]:
-    with httpbed.temp_dir() as directory:
-        pki = httpbed.make_pki(directory)
-        nginx = httpbed.Nginx(pki, directory)
-        nginx.start()
-        odd = httpbed.MisbehavingServers()
-        try:
-            yield Bed(pki, nginx, odd)
-        finally:
-            odd.stop()
-            nginx.stop()
+    with httpbed.running_bed() as running:
+        yield running
 
 
 def _check(url: str, **fields: Any) -> HttpCheck:

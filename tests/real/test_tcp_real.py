@@ -1,0 +1,136 @@
+"""The TCP probe against real servers: nginx (plain and TLS with test-made certificates), a closed port, a
+stalled TLS peer and an address that never answers; connect time compared with curl's."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from netobs.config import TcpCheck
+from netobs.probes.tcp import TcpProbe
+from netobs.result import ErrorType, ProbeResult
+from netobs.runner import Runner
+from netobs.telemetry import Telemetry
+from tests.real import httpbed
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[httpbed.Bed]:
+    with httpbed.running_bed() as running:
+        yield running
+
+
+def _check(target: str, **fields: Any) -> TcpCheck:
+    fields.setdefault("timeout_s", 3.0)
+    return TcpCheck(name="tcp", type="tcp", targets=[target], interval_s=30.0, **fields)
+
+
+async def _run(check: TcpCheck) -> ProbeResult:
+    tel = Telemetry.in_memory()
+    runner = Runner("a1", "test", {"tcp": TcpProbe()}, sinks=[tel.record], tracer=tel.tracer)
+    result = await runner.run(check, check.targets[0])
+    spans = tel.span_exporter.get_finished_spans()
+    assert sorted(s.name for s in spans if s.parent is not None) == sorted(result.phases_ms)
+    return result
+
+
+async def test_connect(bed: httpbed.Bed) -> None:
+    result = await _run(_check(f"localhost:{bed.port('plain')}"))
+    assert result.success, result.error_message
+    assert set(result.phases_ms) == {"dns", "connect"}
+    assert result.phases_ms["connect"] < 50
+    assert result.resolved_ip == "127.0.0.1"
+    assert result.tcp is not None
+    assert result.tcp.port == bed.port("plain")
+    assert result.tcp.tls is None
+
+
+async def test_port_from_the_check(bed: httpbed.Bed) -> None:
+    result = await _run(_check("127.0.0.1", port=bed.port("plain")))
+    assert result.success, result.error_message
+    assert result.tcp is not None
+    assert result.tcp.port == bed.port("plain")
+
+
+@pytest.mark.parametrize(
+    ("server", "fields", "expiry_days", "subject"),
+    [
+        ("valid", {}, (364.9, 365.0), "CN=valid.netobs.test"),
+        ("expiring", {}, (4.99, 5.0), "CN=expiring.netobs.test"),
+        ("wrongname", {"tls_server_name": "other.test"}, (364.9, 365.0), "CN=wrongname.netobs.test"),
+        ("expired", {"tls_verify": False}, (-1.01, -0.99), "CN=expired.netobs.test"),
+    ],
+)
+async def test_tls(
+    bed: httpbed.Bed, server: str, fields: dict[str, Any], expiry_days: tuple[float, float], subject: str
+) -> None:
+    check = _check(f"localhost:{bed.port(server)}", tls=True, ca_file=str(bed.pki.ca_file), **fields)
+    result = await _run(check)
+    assert result.success, result.error_message
+    assert set(result.phases_ms) == {"dns", "connect", "tls"}
+    assert result.tcp is not None
+    tls = result.tcp.tls
+    assert tls is not None
+    assert tls.version == "TLSv1.3"
+    assert tls.cert_subject == subject
+    assert tls.cert_issuer == "CN=netobs test CA"
+    assert tls.cert_expiry_days is not None
+    assert expiry_days[0] < tls.cert_expiry_days <= expiry_days[1]
+    assert tls.chain_verified is fields.get("tls_verify", True)
+
+
+@pytest.mark.parametrize(
+    ("server", "ca", "message"),
+    [
+        ("expired", True, "certificate has expired"),
+        ("wrongname", True, "Hostname mismatch"),
+        ("valid", False, "unable to get local issuer certificate"),
+    ],
+)
+async def test_certificate_failures(bed: httpbed.Bed, server: str, ca: bool, message: str) -> None:
+    check = _check(f"localhost:{bed.port(server)}", tls=True, ca_file=str(bed.pki.ca_file) if ca else None)
+    result = await _run(check)
+    assert result.error_type == str(ErrorType.TLS_CERT)
+    assert message in (result.error_message or "")
+
+
+async def test_refused() -> None:
+    result = await _run(_check(f"127.0.0.1:{httpbed.free_port()}"))
+    assert result.error_type == str(ErrorType.REFUSED)
+    assert result.duration_ms < 1000
+
+
+async def test_stalled_tls_peer_ends_at_the_deadline(bed: httpbed.Bed) -> None:
+    result = await _run(_check(f"localhost:{bed.port('stall')}", tls=True, timeout_s=1.0))
+    assert result.error_type in {str(ErrorType.TIMEOUT), str(ErrorType.TLS_HANDSHAKE)}
+    assert 1000 <= result.duration_ms < 1300
+    assert "tls" in result.phases_ms
+
+
+async def test_address_that_never_answers_times_out() -> None:
+    with httpbed.Blackhole() as hole:
+        check = _check(f"{hole.address}:443", timeout_s=1.0)
+        result = await asyncio.to_thread(hole.run, lambda: _run(check))
+    assert result.error_type == str(ErrorType.TIMEOUT)
+    assert 1000 <= result.duration_ms < 1300
+    assert result.resolved_ip == hole.address
+
+
+async def test_connect_time_agrees_with_curl(bed: httpbed.Bed) -> None:
+    agent, curl = [], []
+    for _ in range(5):
+        result = await _run(_check(f"localhost:{bed.port('plain')}"))
+        assert result.success
+        agent.append(result.phases_ms["connect"])
+        phases, _ = await asyncio.to_thread(httpbed.curl_phases, bed.url("plain"))
+        curl.append(phases["connect"])
+    a, c = statistics.median(agent), statistics.median(curl)
+    print(f"\nTCP connect, medians of 5: agent {a:.3f} ms, curl {c:.3f} ms")
+    # loopback connects take well under a millisecond; allow scheduling noise on a loaded machine
+    assert abs(a - c) <= 15.0 + 0.5 * max(a, c)
