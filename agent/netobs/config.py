@@ -221,6 +221,10 @@ class HttpExpect(_Strict):
         return v
 
 
+# Framing headers the probe writes itself (from the body and the protocol); a config must not set them.
+_PROBE_SET_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "upgrade", "te"})
+
+
 class HttpCheck(CheckBase):
     """HTTP(S) request: targets are absolute http:// or https:// URLs."""
 
@@ -247,6 +251,18 @@ class HttpCheck(CheckBase):
         for url in v:
             if not re.match(r"^https?://[^/\s]+", url):
                 raise ValueError(f"{url!r} is not an absolute http:// or https:// URL")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+                raise ValueError(f"header name {name!r} is not an HTTP token (RFC 9110)")
+            if re.search(r"[\r\n\x00]", value):
+                raise ValueError(f"header {name!r}: the value must not contain CR, LF or NUL")
+            if name.lower() in _PROBE_SET_HEADERS:
+                raise ValueError(f"header {name!r} is set by the probe; allowed: any other header")
         return v
 
 

@@ -373,6 +373,18 @@ async def test_first_byte_delay_shows_in_ttfb_only(net: FakeNet) -> None:
     assert result.phases_ms["connect"] < 100.0
 
 
+async def test_server_that_never_answers_the_request_times_out(net: FakeNet) -> None:
+    net.handlers[("192.0.2.1", 80)] = silent()
+    check = HttpCheck(name="web", type="http", targets=["http://a.test/"], timeout_s=0.3, interval_s=10)
+    result = await _run(net, check)
+    assert result.error_type == str(ErrorType.TIMEOUT)
+    assert 300.0 <= result.duration_ms < 600.0
+    assert result.phases_ms["ttfb"] >= 250.0  # the phase that was running at the deadline
+    assert "transfer" not in result.phases_ms
+    assert result.http is not None
+    assert result.http.traceparent is not None  # partial results survive the timeout
+
+
 async def test_endless_body_stops_at_the_cap(net: FakeNet) -> None:
     net.handlers[("192.0.2.1", 80)] = h1_endless()
     result = await _run(net, _check("http://a.test/", max_body_bytes=100_000))
@@ -422,7 +434,7 @@ async def test_http2_prior_knowledge(net: FakeNet) -> None:
         http_version="2",
         method="PUT",
         body="payload",
-        headers={"Connection": "keep-alive", "X-A": "v"},
+        headers={"X-A": "v", "Host": "vhost.test:8080"},
         expect={"headers_match": {"x-b": "^1$"}, "body_match": ["netobs"]},
     )
     result = await _run(net, check)
@@ -433,9 +445,9 @@ async def test_http2_prior_knowledge(net: FakeNet) -> None:
     [req] = seen
     assert req[":method"] == "PUT"
     assert req[":path"] == "/h2?x=1"
-    assert req[":authority"] == "a.test"
+    assert req[":authority"] == "vhost.test:8080"  # the configured Host
     assert req["x-a"] == "v"
-    assert "connection" not in req  # connection-specific headers are illegal in HTTP/2
+    assert "host" not in req  # HTTP/2 carries it as :authority only
     assert req["traceparent"] == result.http.traceparent
 
 

@@ -202,11 +202,13 @@ class HttpProbe:
             writer.transport.abort()
 
     def _request(self, ctx: ProbeContext, check: HttpCheck, target: Target, method: str, body: bytes) -> Request:
-        headers = [("user-agent", USER_AGENT), ("accept", "*/*")]
-        custom = {k.lower() for k in check.headers}
-        headers = [(k, v) for k, v in headers if k not in custom]
+        """The request of one hop. A configured Host header replaces the URL's authority (a virtual host
+        on an address); SNI stays the URL's host, as with curl."""
+        custom = {k.lower(): v for k, v in check.headers.items()}
+        headers = [(k, v) for k, v in (("user-agent", USER_AGENT), ("accept", "*/*")) if k not in custom]
         headers.extend((k, v) for k, v in check.headers.items() if k.lower() not in {"host", "traceparent"})
-        return Request(method, target.scheme, target.authority, target.path, headers, body)
+        authority = custom.get("host", target.authority)
+        return Request(method, target.scheme, authority, target.path, headers, body)
 
     @staticmethod
     def _trace_header(
