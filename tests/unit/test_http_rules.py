@@ -22,6 +22,11 @@ from netobs.result import ErrorType
         ("http://[::1]:8080/v6", ("http", "::1", 8080, "[::1]:8080", "/v6")),
         ("https://127.0.0.1/", ("https", "127.0.0.1", 443, "127.0.0.1", "/")),
         ("http://user:pw@example.test/#frag", ("http", "example.test", 80, "example.test", "/")),
+        (
+            "http://bücher.test/ä b?q=ü",
+            ("http", "xn--bcher-kva.test", 80, "xn--bcher-kva.test", "/%C3%A4%20b?q=%C3%BC"),
+        ),
+        ("http://a.test/%41?x=%2F", ("http", "a.test", 80, "a.test", "/%41?x=%2F")),
     ],
 )
 def test_parse_target(url: str, expected: tuple[str, str, int, str, str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from netobs.config import HttpExpect
 from netobs.probes._http_wire import Response
@@ -13,6 +13,7 @@ from netobs.result import ErrorType
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_PATH_SAFE = "/?#[]@!$&'()*+,;=:%-._~"  # RFC 3986 reserved and unreserved characters, and "%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,9 @@ class Target:
 
 
 def parse_target(url: str) -> Target:
-    """Split an absolute http(s) URL; raises ValueError for anything else (no host, bad port, scheme)."""
+    """Split an absolute http(s) URL into what goes on the wire: the host in IDNA (punycode) form, the
+    path percent-encoded where it is not ASCII; raises ValueError for anything else (no host, bad port,
+    scheme)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
@@ -36,12 +39,18 @@ def parse_target(url: str) -> Target:
     host = parts.hostname
     if not host:
         raise ValueError(f"no host in URL {url!r}")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ValueError(f"host of {url!r} is not a valid internationalised name: {exc}") from None
     port = parts.port or _DEFAULT_PORTS[scheme]  # .port raises ValueError when out of range
     shown_host = f"[{host}]" if ":" in host else host
     authority = shown_host if port == _DEFAULT_PORTS[scheme] else f"{shown_host}:{port}"
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    path = quote(path, safe=_PATH_SAFE)  # non-ASCII and spaces percent-encoded; existing escapes kept
     return Target(url, scheme, host, port, authority, path)
 
 
