@@ -40,6 +40,7 @@ import random
 import socket
 import struct
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -327,6 +328,9 @@ class EchoSocket:
             self._parse = parse_raw_v4 if family == socket.AF_INET else parse_raw_v6
         self._ttl_cmsg = (SOL_IP, IP_TTL) if family == socket.AF_INET else (SOL_IPV6, IPV6_HOPLIMIT)
         loop.add_reader(sock.fileno(), self._on_readable)
+        # The pool's sockets live as long as the agent; one dropped without close() (its loop ended)
+        # is closed when collected rather than left to the socket's "unclosed" warning.
+        self._finalizer = weakref.finalize(self, sock.close)
 
     @property
     def in_flight(self) -> int:
@@ -446,7 +450,7 @@ class EchoSocket:
         self.closed = True
         if not self.loop.is_closed():
             self.loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+        self._finalizer()
         self._pending.clear()
 
 

@@ -158,6 +158,10 @@ class IcmpProbe:
         self.resolver = resolver or SystemResolver()
         self.sockets = sockets or EchoSocketPool()
 
+    def close(self) -> None:
+        """Close the shared sockets (they are reopened on the next run)."""
+        self.sockets.close()
+
     async def run(self, ctx: ProbeContext) -> Outcome:
         check: IcmpCheck = ctx.check
         host = ctx.target.removeprefix("[").removesuffix("]")
