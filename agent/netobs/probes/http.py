@@ -44,8 +44,8 @@ Connector = Callable[[str, int], Awaitable[socket.socket]]
 
 USER_AGENT = "netobs-agent/0.1"
 _ALPN = {"auto": ("h2", "http/1.1"), "2": ("h2",), "1.1": ("http/1.1",)}
-# The TLS phase ends this much before the run's deadline, so a stalled handshake is reported as a
-# handshake failure rather than the run's generic timeout.
+# The TLS phase ends this much (at most a tenth of timeout_s) before the run's deadline, so a stalled
+# handshake is reported as a handshake failure rather than the run's generic timeout.
 _TLS_MARGIN_S = 0.05
 
 
@@ -160,7 +160,7 @@ class HttpProbe:
         self, ctx: ProbeContext, check: HttpCheck, target: Target, sock: socket.socket, ip: str
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         tls_ctx = self._context(check)
-        budget_s = max(0.0, ctx.remaining_s() - _TLS_MARGIN_S)
+        budget_s = max(0.0, ctx.remaining_s() - min(_TLS_MARGIN_S, check.timeout_s / 10))
         try:
             with ctx.phase("tls", **{"server.address": target.host}):
                 async with asyncio.timeout(budget_s):
