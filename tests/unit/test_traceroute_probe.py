@@ -187,7 +187,10 @@ def test_partial_record_survives_the_deadline() -> None:
                 await asyncio.sleep(3600)
             return await super().probe(ttl, index, timeout_s)
 
-    cfg = parse_config("checks: [{name: tr, type: traceroute, targets: ['192.0.2.9'], timeout_s: 0.3, interval_s: 10, hop_timeout_s: 0.1}]")
+    cfg = parse_config(
+        "checks: [{name: tr, type: traceroute, targets: ['192.0.2.9'],"
+        " timeout_s: 0.3, interval_s: 10, hop_timeout_s: 0.1}]"
+    )
     flow = SlowFlow("udp", ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
     probe = TracerouteProbe(flows=lambda *a: flow, window_hops=2)
     telemetry = Telemetry.in_memory(cfg)

@@ -5,7 +5,7 @@ ICMP the same identifier and checksum), so a per-flow load balancer keeps all of
 Paris traceroute idea). Probes of one flow differ only in fields no load balancer hashes on, and those
 fields tell the answers apart:
 
-- ``udp`` (unprivileged): a connected UDP socket with ``IP_RECVERR``; the kernel queues each ICMP error
+- ``udp`` (unprivileged): an (unconnected) UDP socket with ``IP_RECVERR``; the kernel queues each ICMP error
   on the socket's error queue with the offender's address and the quoted UDP payload, which carries a
   probe number (as tracepath does). Source and destination ports are fixed for the flow.
 - ``tcp`` (raw, CAP_NET_RAW): a SYN from a port reserved by binding a TCP socket; the sequence number is
@@ -278,6 +278,10 @@ class UdpFlow(_Flow):
     def __init__(self, destination: str, port: int, payload_bytes: int = 24) -> None:
         super().__init__(destination)
         family = socket.AF_INET6 if self.v6 else socket.AF_INET
+        self._address = (destination, port)
+        # Unconnected on purpose: connecting gives the socket a random flow hash that the kernel attaches
+        # to every packet (sk_txhash); across veth links Linux routers then balance on that hash instead
+        # of the 5-tuple. Unconnected, the 5-tuple alone decides, as on any real router.
         self._sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             self._sock.setblocking(False)
@@ -286,7 +290,7 @@ class UdpFlow(_Flow):
             else:
                 self._sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
             self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            self._sock.connect((destination, port))
+            self._sock.bind((source_address(destination, port), 0))
         except BaseException:
             self._sock.close()
             raise
@@ -304,14 +308,14 @@ class UdpFlow(_Flow):
         payload = _MAGIC + struct.pack("!H", number) + self._payload_pad
         for _ in range(4):
             try:
-                self._sock.send(payload)
+                self._sock.sendto(payload, self._address)
                 return
             except OSError as exc:
-                # A connected socket reports the last ICMP error once on the next call (the copy on the
-                # error queue stays): that is an answer to an earlier probe, not a failure of this send.
+                # The socket reports the last ICMP error once on the next call (its copy on the error
+                # queue stays): that is an answer to an earlier probe, not a failure of this send.
                 if exc.errno not in (errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ENETUNREACH, errno.EPROTO):
                     raise
-        self._sock.send(payload)
+        self._sock.sendto(payload, self._address)
 
     def _on_readable(self) -> None:
         while True:
@@ -331,12 +335,21 @@ class UdpFlow(_Flow):
                 break
             except OSError:
                 break  # a pending ICMP error reported once; its copy is on the error queue
-            self._answer(None, Answer(addr[0], None, None, _timestamp(ancdata)))
+            if addr[0] == self.destination and addr[1] == self._address[1]:
+                self._answer(_probe_number(data), Answer(addr[0], None, None, _timestamp(ancdata)))
 
     def close(self) -> None:
         super().close()
         self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
+
+
+def source_address(destination: str, port: int) -> str:
+    """The local address the kernel would send from to ``destination`` (a UDP connect sends nothing)."""
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect((destination, port))
+        return str(sock.getsockname()[0])
 
 
 def _probe_number(quoted_payload: bytes) -> int | None:
@@ -484,12 +497,7 @@ class TcpFlow(_RawFlow):
         super().__init__(destination, raw)
         self._port = port
         # The source address the kernel would use, and a source port nobody else can take meanwhile.
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            probe.connect((destination, port))
-            self._src = probe.getsockname()[0]
-        finally:
-            probe.close()
+        self._src = source_address(destination, port)
         self._reserved = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             self._reserved.bind((self._src, 0))
