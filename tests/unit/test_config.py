@@ -90,8 +90,7 @@ def test_defaults_are_applied() -> None:
 
 def test_exporter_section() -> None:
     cfg = parse_config(
-        "exporter: {endpoint: 'https://otel.example:4318', protocol: http,"
-        " headers: {authorization: 'Bearer x'}}"
+        "exporter: {endpoint: 'https://otel.example:4318', protocol: http, headers: {authorization: 'Bearer x'}}"
     )
     assert cfg.exporter is not None
     assert cfg.exporter.protocol == "http"

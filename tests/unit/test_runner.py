@@ -70,9 +70,7 @@ def _runner(probe: FakeProbe) -> tuple[Runner, Any, list[ProbeResult]]:
         ("hang", False, "timeout"),
     ],
 )
-async def test_outcomes_and_errors_become_records(
-    behaviour: Any, success: bool, error_type: str | None
-) -> None:
+async def test_outcomes_and_errors_become_records(behaviour: Any, success: bool, error_type: str | None) -> None:
     runner, telemetry, seen = _runner(FakeProbe(behaviour))
     result = await runner.run(CFG.checks[0], "h:443")
     assert seen == [result]
@@ -99,9 +97,7 @@ async def test_outcomes_and_errors_become_records(
 
 async def test_cancellation_propagates() -> None:
     runner, telemetry, seen = _runner(FakeProbe("hang"))
-    check = parse_config(
-        "checks: [{name: web, type: tcp, targets: ['h:1'], timeout_s: 30, interval_s: 60}]"
-    ).checks[0]
+    check = parse_config("checks: [{name: web, type: tcp, targets: ['h:1'], timeout_s: 30, interval_s: 60}]").checks[0]
     task = asyncio.create_task(runner.run(check, "h:1"))
     await asyncio.sleep(0.05)
     task.cancel()

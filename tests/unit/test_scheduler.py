@@ -82,9 +82,7 @@ async def test_missed_slots_are_skipped_not_burst() -> None:
     rec = Recorder()
     sched = Scheduler(rec.run, rng=random.Random(3))
     sched.apply(
-        _checks(
-            "checks: [{name: a, type: icmp, count: 1, targets: [127.0.0.1], interval_s: 0.1, timeout_s: 0.05}]"
-        )
+        _checks("checks: [{name: a, type: icmp, count: 1, targets: [127.0.0.1], interval_s: 0.1, timeout_s: 0.05}]")
     )
     await asyncio.sleep(0.15)
     import time
