@@ -140,18 +140,13 @@ class _Stream(StreamSocket):
 
 
 class _AsyncioConn:
-    def __init__(self, sock: socket.socket, stream: _Stream | None = None) -> None:
-        self.sock = sock
+    def __init__(self, stream: _Stream) -> None:
         self.stream = stream
 
     def close(self) -> None:
-        if self.stream is not None:
-            self.stream.writer.close()
-        self.sock.close()
+        self.stream.writer.close()  # the transport owns (and closes) the socket
 
     def tls(self) -> TlsInfo | None:
-        if self.stream is None:
-            return None
         ssl_object = self.stream.writer.get_extra_info("ssl_object")
         if ssl_object is None:
             return None
@@ -159,7 +154,7 @@ class _AsyncioConn:
 
 
 class AsyncioDnsNetwork:
-    """Production network: dnspython's async query functions on asyncio sockets."""
+    """Production network: dnspython's async query functions on asyncio sockets and streams."""
 
     def __init__(self) -> None:
         self.backend = dns.asyncbackend.get_backend("asyncio")
@@ -168,33 +163,36 @@ class AsyncioDnsNetwork:
         self, query: dns.message.Message, ip: str, port: int, timeout_s: float
     ) -> tuple[dns.message.Message, int]:
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        inner = await self.backend.make_socket(family, socket.SOCK_DGRAM)  # type: ignore[no-untyped-call]
+        # A connected socket: the kernel drops datagrams from other addresses and reports ICMP port
+        # unreachable as ConnectionRefusedError instead of a silent timeout.
+        inner = await self.backend.make_socket(family, socket.SOCK_DGRAM, 0, None, (ip, port))  # type: ignore[no-untyped-call]
         async with _CountingDatagram(inner) as sock:
-            # ignore_unexpected: datagrams from other addresses are noise (or spoofing), not our answer.
-            response = await dns.asyncquery.udp(
-                query, ip, timeout=timeout_s, port=port, ignore_unexpected=True, sock=sock
-            )
+            response = await dns.asyncquery.udp(query, ip, timeout=timeout_s, port=port, sock=sock)
             return response, sock.received_bytes
 
     async def connect(self, ip: str, port: int) -> StreamConn:
         from netobs.probes.tcp import connect_socket
 
         sock = await connect_socket(ip, port)
-        return _AsyncioConn(sock)
+        # The query goes out in one write: Nagle would only hold it behind the handshake's last segment
+        # until the server's delayed ACK (~40 ms on Linux), which is the client's artefact, not the server's.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        return _AsyncioConn(_Stream(sock.family, reader, writer))
 
     async def start_tls(self, conn: StreamConn, context: ssl.SSLContext, server_name: str) -> StreamConn:
         assert isinstance(conn, _AsyncioConn)
-        reader, writer = await asyncio.open_connection(sock=conn.sock, ssl=context, server_hostname=server_name)
-        conn.stream = _Stream(conn.sock.family, reader, writer)
+        await conn.stream.writer.start_tls(context, server_hostname=server_name)
         return conn
 
     async def stream_query(
         self, conn: StreamConn, query: dns.message.Message, timeout_s: float
     ) -> tuple[dns.message.Message, int]:
         assert isinstance(conn, _AsyncioConn)
-        if conn.stream is None:
-            reader, writer = await asyncio.open_connection(sock=conn.sock)
-            conn.stream = _Stream(conn.sock.family, reader, writer)
         conn.stream.received_bytes = 0
         response = await dns.asyncquery.tcp(query, "", timeout=timeout_s, sock=conn.stream)
         return response, max(0, conn.stream.received_bytes - 2)  # minus the 2-byte length prefix
@@ -370,11 +368,13 @@ class DnsProbe:
                     result.response_size_bytes = size
                 _fill(result, response)
                 ede = response.extended_errors()
-                result.dnssec_status = resolver_dnssec_status(
+                status = resolver_dnssec_status(
                     result.authenticated_data is True,
                     [e.code for e in ede],
                     asked=dnssec_ok or dnssec.require_authenticated,
                 )
+                # With local validation the status is ours; until it has run only a resolver's "bogus" counts.
+                result.dnssec_status = "unchecked" if dnssec.validate_locally and status != "bogus" else status
                 reason = None
                 if dnssec.validate_locally and result.rcode in check.expect.rcodes:
                     assert dnssec.trust_anchor is not None  # config validation guarantees it
