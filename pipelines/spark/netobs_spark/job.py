@@ -1,0 +1,365 @@
+"""The nightly job: read a range of the lake, roll up, write Parquet rollups and the report.
+
+read (lake.py) -> normalize, deduplicate (transforms.py) -> rollups, errors, paths, SLOs -> write:
+``<out>/rollups/<table>/date=YYYY-MM-DD/*.parquet`` (dynamic partition overwrite: a re-run replaces the
+dates of its range and nothing else; a date of the range without rows loses its old partition) and
+``<out>/report/<first>_<last>/`` (report.html and CSV files, see report.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from netobs_spark import lake, report, transforms
+from netobs_spark.schema import record_ddl
+from netobs_spark.slo import SloConfig, slo_for
+
+log = logging.getLogger("netobs_spark")
+
+TABLES = (*transforms.ROLLUPS, "errors_daily", "paths_daily", "slo_daily")
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    lake: str
+    out: str
+    first_day: dt.date
+    last_day: dt.date
+    slo: SloConfig = field(default_factory=SloConfig)
+    shuffle_partitions: int = 0  # 0: twice the cores of a local session, else Spark's own setting
+    report_top: int = 20  # worst targets shown with charts in the report
+
+
+@dataclass
+class IngestStats:
+    """What the read found; every count is in the report and the log."""
+
+    partitions: int = 0
+    data_files: int = 0
+    ignored_files: list[str] = field(default_factory=list)
+    corrupt_files: list[str] = field(default_factory=list)  # non-empty files that produced no rows
+    records_read: int = 0
+    corrupt_records: int = 0  # unparsable lines, wrong types, required fields missing
+    out_of_range_records: int = 0  # valid records whose event day is outside the range
+    duplicate_records: int = 0
+    clean_records: int = 0
+
+
+@dataclass
+class JobSummary:
+    stats: IngestStats
+    report_dir: str
+    table_rows: dict[str, int]
+    elapsed_s: float
+
+
+def session_conf(*, local: bool, shuffle_partitions: int, driver_memory: str = "2g") -> dict[str, str]:
+    """Spark settings of the job. Local sessions stay on loopback, without the UI."""
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.files.ignoreCorruptFiles": "true",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.sql.execution.arrow.pyspark.enabled": "false",
+    }
+    if shuffle_partitions > 0:
+        conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
+    if local:
+        conf.update(
+            {
+                "spark.driver.memory": driver_memory,
+                "spark.ui.enabled": "false",
+                "spark.driver.host": "127.0.0.1",
+                "spark.driver.bindAddress": "127.0.0.1",
+                "spark.ui.showConsoleProgress": "false",
+                "spark.sql.adaptive.coalescePartitions.enabled": "true",
+            }
+        )
+    return conf
+
+
+def build_session(master: str | None, *, driver_memory: str = "2g", app_name: str = "netobs-report") -> SparkSession:
+    """A session for the job: ``local[*]`` unless a master is given or spark-submit already set one."""
+    from pyspark import SparkConf
+
+    preset = SparkConf().get("spark.master")
+    local_master = master or (None if preset else "local[*]")
+    effective = local_master or preset or ""
+    local = effective.startswith("local")
+    cores = os.cpu_count() or 2
+    builder = SparkSession.builder.appName(app_name)
+    if local_master is not None:
+        builder = builder.master(local_master)
+    for key, value in session_conf(
+        local=local, shuffle_partitions=2 * cores if local else 0, driver_memory=driver_memory
+    ).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    started = time.monotonic()
+    log.info("%s ...", what)
+    yield
+    log.info("%s: done in %.1f s", what, time.monotonic() - started)
+
+
+def _empty_raw(spark: SparkSession) -> DataFrame:
+    df = spark.createDataFrame([], schema=record_ddl(with_corrupt_column=True))
+    return df.withColumn(lake.SOURCE_FILE_COLUMN, F.lit(None).cast("string"))
+
+
+def _rows(df: DataFrame) -> list[dict[str, Any]]:
+    return [_plain(r.asDict()) for r in df.collect()]
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
+
+
+def write_table(spark: SparkSession, df: DataFrame, path: str, days: list[dt.date]) -> int:
+    """Replace the ``days`` partitions of the table at ``path`` with ``df``; other dates are untouched.
+
+    Returns the rows written. Dynamic partition overwrite replaces the dates present in ``df``; a day of
+    the range absent from ``df`` has its old partition deleted, so a re-run never leaves stale rows.
+    """
+    present = {r["date"] for r in df.select("date").distinct().collect()}
+    rows = df.count()
+    if present:
+        df.repartition("date").write.mode("overwrite").partitionBy("date").parquet(path)
+    jvm = spark.sparkContext._jvm
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    for day in days:
+        if day in present:
+            continue
+        stale = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/date={day.isoformat()}")
+        fs = stale.getFileSystem(hadoop_conf)
+        if fs.exists(stale):
+            fs.delete(stale, True)
+            log.info("%s: removed the partition of %s (no rows this time)", path, day)
+    return int(rows)
+
+
+def objectives_frame(spark: SparkSession, pairs: list[tuple[str, str]], config: SloConfig) -> DataFrame:
+    """One row per (check_name, target) that an SLO covers, with its targets (see transforms.slo_compliance)."""
+    rows = []
+    for check, target in pairs:
+        slo = slo_for(config, check, target)
+        if slo is None:
+            continue
+        rows.append(
+            (
+                check,
+                target,
+                slo.availability_percent,
+                slo.latency.threshold_ms if slo.latency else None,
+                slo.latency.percent if slo.latency else None,
+            )
+        )
+    ddl = (
+        "check_name STRING, target STRING, availability_target_pct DOUBLE, "
+        "latency_threshold_ms DOUBLE, latency_target_pct DOUBLE"
+    )
+    return spark.createDataFrame(rows, schema=ddl)
+
+
+def _ingest_stats(normalized: DataFrame, files: lake.LakeFiles, range_cond: Any) -> IngestStats:
+    per_file = normalized.groupBy(lake.SOURCE_FILE_COLUMN).agg(
+        F.count(F.lit(1)).alias("records"),
+        F.count(F.when(~F.col("valid"), 1)).alias("corrupt"),
+        F.count(F.when(F.col("valid") & ~range_cond, 1)).alias("out_of_range"),
+    )
+    stats = IngestStats(partitions=files.partitions, data_files=len(files.data_files), ignored_files=files.ignored)
+    seen = set()
+    for row in per_file.collect():
+        seen.add(lake.canonical_path(row[lake.SOURCE_FILE_COLUMN]))
+        stats.records_read += row["records"]
+        stats.corrupt_records += row["corrupt"]
+        stats.out_of_range_records += row["out_of_range"]
+    for path in files.data_files:
+        canonical = lake.canonical_path(path)
+        if canonical not in seen and files.size_bytes.get(canonical, 0) > 0:
+            stats.corrupt_files.append(path)
+    return stats
+
+
+def run(spark: SparkSession, options: JobOptions) -> JobSummary:
+    """Run the job for the options' range. Bad files and records are counted and skipped, never fatal."""
+    started = time.monotonic()
+    days = lake.days_in_range(options.first_day, options.last_day)
+    span = f"{options.first_day.isoformat()}_{options.last_day.isoformat()}"
+    log.info("netobs report %s: lake %s -> %s", span, options.lake, options.out)
+    with _step("listing the lake"):
+        files = lake.list_lake_files(spark, options.lake, days)
+    log.info(
+        "found %d hour partitions, %d JSON and %d Parquet files (%d other files ignored)",
+        files.partitions,
+        len(files.json),
+        len(files.parquet),
+        len(files.ignored),
+    )
+    raw = lake.read_lake(spark, files) or _empty_raw(spark)
+    normalized = transforms.normalize(raw, keep=(lake.SOURCE_FILE_COLUMN,))
+    range_cond = transforms.in_range(options.first_day, options.last_day)
+    with _step("counting records, corrupt records and unreadable files"):
+        stats = _ingest_stats(normalized, files, range_cond)
+    for path in stats.corrupt_files:
+        log.warning("unreadable file skipped: %s", path)
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "8")
+    clean = transforms.deduplicate(normalized.where(range_cond), partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    with _step("deduplicating by result_id"):
+        stats.clean_records = clean.count()
+    stats.duplicate_records = (
+        stats.records_read - stats.corrupt_records - stats.out_of_range_records - stats.clean_records
+    )
+    log.info(
+        "records: %d read, %d corrupt (skipped), %d outside the range, %d duplicates, %d kept; %d unreadable files",
+        stats.records_read,
+        stats.corrupt_records,
+        stats.out_of_range_records,
+        stats.duplicate_records,
+        stats.clean_records,
+        len(stats.corrupt_files),
+    )
+
+    tables: dict[str, DataFrame] = {name: transforms.rollup(clean, keys) for name, keys in transforms.ROLLUPS.items()}
+    tables["errors_daily"] = transforms.error_breakdown(clean)
+    tables["paths_daily"] = transforms.path_changes(clean)
+    pairs = [(r["check_name"], r["target"]) for r in clean.select("check_name", "target").distinct().collect()]
+    objectives = objectives_frame(spark, pairs, options.slo)
+    tables["slo_daily"] = transforms.slo_compliance(clean, objectives, options.slo.maintenance)
+
+    table_rows: dict[str, int] = {}
+    for name in TABLES:
+        df = tables[name].persist(StorageLevel.MEMORY_AND_DISK)
+        tables[name] = df
+        with _step(f"rollup {name}"):
+            table_rows[name] = write_table(spark, df, f"{options.out.rstrip('/')}/rollups/{name}", days)
+        log.info("rollup %s: %d rows", name, table_rows[name])
+
+    with _step("building the report"):
+        data = _report_data(clean, tables, stats, options, single_day=len(days) == 1)
+        report_dir = f"{options.out.rstrip('/')}/report/{span}"
+        report.write_report(report_dir, data)
+    log.info("report: %s/report.html", report_dir)
+    for df in tables.values():
+        df.unpersist()
+    clean.unpersist()
+    elapsed = time.monotonic() - started
+    log.info("netobs report %s: finished in %.1f s", span, elapsed)
+    return JobSummary(stats, report_dir, table_rows, elapsed)
+
+
+def _report_data(
+    clean: DataFrame,
+    tables: dict[str, DataFrame],
+    stats: IngestStats,
+    options: JobOptions,
+    *,
+    single_day: bool,
+) -> report.ReportData:
+    """Collect the small, range-level tables the report shows (everything else stays in the rollups)."""
+    series_keys = list(transforms.SERIES_KEYS)
+    target_keys = list(transforms.TARGET_KEYS)
+    targets_df = tables["target_daily"].drop("date") if single_day else transforms.rollup(clean, target_keys)
+    targets = _rows(targets_df)
+    targets.sort(key=report.badness)
+    worst = [(t["check_name"], t["target"]) for t in targets[: options.report_top]]
+    series = _rows(
+        tables["series_daily"]
+        .groupBy(*series_keys)
+        .agg(F.sum("runs").alias("runs"), F.sum("successes").alias("successes"))
+        .withColumn("availability_pct", F.col("successes") * 100.0 / F.col("runs"))
+    )
+    trend_rows: list[dict[str, Any]] = []
+    if worst:
+        wanted = F.lit(False)
+        for check, target in worst:
+            wanted = wanted | ((F.col("check_name") == check) & (F.col("target") == target))
+        trend_rows = _rows(
+            tables["target_hourly"]
+            .where(wanted)
+            .select(
+                "check_name",
+                "target",
+                "date",
+                "hour",
+                "runs",
+                "availability_pct",
+                "latency_p50_ms",
+                "latency_p95_ms",
+                "latency_p99_ms",
+            )
+            .orderBy("date", "hour")
+        )
+    errors = _rows(
+        tables["errors_daily"]
+        .groupBy("check_name", "target", "error_type")
+        .agg(F.sum("failures").alias("failures"), F.size(F.collect_set("pop")).alias("pops"))
+        .orderBy(F.desc("failures"))
+    )
+    paths_daily = tables["paths_daily"]
+    distinct = (
+        clean.where(F.col("path_hash").isNotNull())
+        .groupBy(*series_keys)
+        .agg(F.size(F.collect_set("path_hash")).alias("distinct_paths"))
+    )
+    paths = _rows(
+        paths_daily.groupBy(*series_keys)
+        .agg(
+            F.sum("traceroute_runs").alias("traceroute_runs"),
+            F.sum("path_changes").alias("path_changes"),
+            F.max("ecmp_paths_max").alias("ecmp_paths_max"),
+        )
+        .join(distinct, series_keys)
+        .orderBy(F.desc("path_changes"))
+    )
+    slo_sums = (
+        tables["slo_daily"]
+        .groupBy("check_name", "check_type", "target")
+        .agg(
+            *(F.sum(c).alias(c) for c in ("runs_total", "runs_in_maintenance", "runs", "successes", "fast_runs")),
+            *(F.first(c).alias(c) for c in ("availability_target_pct", "latency_threshold_ms", "latency_target_pct")),
+        )
+    )
+    slos = _rows(transforms.with_budgets(slo_sums))
+    return report.ReportData(
+        first_day=options.first_day.isoformat(),
+        last_day=options.last_day.isoformat(),
+        generated_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        stats={
+            "hour partitions": stats.partitions,
+            "data files": stats.data_files,
+            "ignored files": len(stats.ignored_files),
+            "unreadable files (skipped)": len(stats.corrupt_files),
+            "records read": stats.records_read,
+            "corrupt records (skipped)": stats.corrupt_records,
+            "records outside the range": stats.out_of_range_records,
+            "duplicate records": stats.duplicate_records,
+            "records rolled up": stats.clean_records,
+        },
+        unreadable_files=list(stats.corrupt_files),
+        targets=targets,
+        series=series,
+        trends=trend_rows,
+        errors=errors,
+        paths=paths,
+        slos=slos,
+        maintenance_windows=len(options.slo.maintenance),
+        top=options.report_top,
+    )

@@ -1,0 +1,243 @@
+"""The job's maths: pure functions from DataFrames to DataFrames (no reads, no writes, no session state).
+
+Theory of operation
+-------------------
+``normalize`` projects the raw record (``schema.RESULT_RECORD`` plus the reader's corrupt-record column)
+onto the flat columns every rollup needs and flags each row ``valid`` (parsed, required fields present).
+``deduplicate`` keeps one row per ``result_id``; it clusters the rows by (check_name, target) first, so
+every later aggregation, whose keys all start with (check_name, target), runs without another shuffle.
+
+Definitions (units in the column names):
+- ``latency_ms`` of a run: the ICMP average RTT for ``icmp`` checks, the run's ``duration_ms`` otherwise;
+  only successful runs have one (a failed run's duration measures the failure, not the service).
+- percentiles are nearest-rank: the p-th percentile is the smallest value v with at least p% of the
+  group's values <= v. They come from ``percentile_approx`` with accuracy ``PERCENTILE_ACCURACY``; its
+  rank error is at most n / accuracy, so groups of fewer than 10,000 values (one series for one day at
+  one run per 10 s) are exact, and a larger group's p99 is off by at most 0.01% of its ranks.
+- availability_pct = 100 * successes / runs; ICMP loss_ratio = 1 - packets received / packets sent.
+- a path change is a traceroute run whose path_hash differs from the previous run of the same series
+  (check, target, POP) in the data read; the first run of a range has no predecessor.
+- SLOs: maintenance-window runs are left out; availability error budget remaining (percent) =
+  100 * (1 - failed runs / allowed failures) with allowed failures = runs * (1 - target / 100); the
+  latency SLI is the share of successful runs with latency_ms <= threshold_ms, its budget likewise.
+  A budget below 0 means the SLO is broken; "met" is budget remaining >= 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from netobs_spark.schema import CORRUPT_RECORD_COLUMN, REQUIRED_FIELDS
+from netobs_spark.slo import MaintenanceWindow
+
+PERCENTILE_ACCURACY = 10_000
+PERCENTILES = (0.5, 0.9, 0.95, 0.99)
+PERCENTILE_NAMES = ("p50", "p90", "p95", "p99")
+PHASES = ("dns", "connect", "tls", "ttfb", "transfer")
+MS_PER_DAY = 86_400_000
+MS_PER_HOUR = 3_600_000
+
+SERIES_KEYS = ("check_name", "check_type", "target", "pop")
+TARGET_KEYS = ("check_name", "check_type", "target")
+
+# The rollup tables the job writes, with the keys of each (all partitioned by `date`).
+ROLLUPS: dict[str, tuple[str, ...]] = {
+    "series_hourly": ("date", "hour", *SERIES_KEYS),
+    "series_daily": ("date", *SERIES_KEYS),
+    "target_hourly": ("date", "hour", *TARGET_KEYS),
+    "target_daily": ("date", *TARGET_KEYS),
+}
+
+
+def normalize(raw: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
+    """The flat columns of the rollups, one row per input record, plus ``valid`` and the event day/hour.
+
+    ``raw`` has the record's columns; a ``_corrupt_record`` column (JSON reader) is optional. ``date`` is
+    the UTC day of ``started_at_ms`` (DateType, independent of the session time zone), ``hour`` 0..23.
+    Columns named in ``keep`` are passed through unchanged.
+    """
+    valid: Column = F.lit(True)
+    for name in REQUIRED_FIELDS:
+        valid = valid & F.col(name).isNotNull()
+    if CORRUPT_RECORD_COLUMN in raw.columns:
+        valid = valid & F.col(CORRUPT_RECORD_COLUMN).isNull()
+    started = F.col("started_at_ms")
+    is_icmp = F.col("check_type") == F.lit("icmp")
+    latency = F.when(is_icmp, F.col("icmp.rtt_avg_ms")).otherwise(F.col("duration_ms"))
+    phases = [F.col("phases_ms").getItem(p).alias(f"phase_{p}_ms") for p in PHASES]
+    return raw.select(
+        F.coalesce(valid, F.lit(False)).alias("valid"),
+        F.col("result_id"),
+        started.alias("started_at_ms"),
+        F.date_from_unix_date(F.floor(started / MS_PER_DAY).cast("int")).alias("date"),
+        F.floor(F.pmod(started, F.lit(MS_PER_DAY)) / MS_PER_HOUR).cast("int").alias("hour"),
+        *(F.col(k) for k in SERIES_KEYS),
+        F.col("success"),
+        F.when(~F.col("success"), F.coalesce(F.col("error_type"), F.lit("unknown"))).alias("error_type"),
+        F.when(F.col("success"), latency).alias("latency_ms"),
+        *phases,
+        F.when(is_icmp, F.col("icmp.sent")).alias("icmp_sent"),
+        F.when(is_icmp, F.col("icmp.received")).alias("icmp_received"),
+        F.when(is_icmp, F.col("icmp.jitter_ms")).alias("icmp_jitter_ms"),
+        F.col("traceroute.path_hash").alias("path_hash"),
+        F.col("traceroute.distinct_paths").alias("ecmp_paths"),
+        *keep,
+    )
+
+
+def in_range(first_day: Any, last_day: Any) -> Column:
+    """Rows whose event day lies in [first_day, last_day] (``datetime.date`` values)."""
+    return (F.col("date") >= F.lit(first_day)) & (F.col("date") <= F.lit(last_day))
+
+
+def deduplicate(normalized: DataFrame, partitions: int) -> DataFrame:
+    """Valid rows, one per result_id, clustered by (check_name, target) into ``partitions`` partitions.
+
+    A replayed record repeats the original's check and target, so deduplicating within the clustering
+    is the same as deduplicating by result_id alone, without a second shuffle.
+    """
+    return (
+        normalized.where(F.col("valid"))
+        .repartition(partitions, "check_name", "target")
+        .dropDuplicates(["check_name", "target", "result_id"])
+        .drop("valid", "result_id")
+    )
+
+
+def _percentile_columns(column: str, prefix: str) -> list[Column]:
+    sketch = F.percentile_approx(column, list(PERCENTILES), PERCENTILE_ACCURACY)
+    return [sketch[i].alias(f"{prefix}_{name}_ms") for i, name in enumerate(PERCENTILE_NAMES)]
+
+
+def rollup(clean: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """Runs, availability, latency and phase percentiles, ICMP loss and jitter per group of ``keys``."""
+    successes = F.sum(F.col("success").cast("long"))
+    sent = F.sum("icmp_sent")
+    grouped = clean.groupBy(*keys).agg(
+        F.count(F.lit(1)).alias("runs"),
+        successes.alias("successes"),
+        (F.lit(1) if "pop" in keys else F.size(F.collect_set("pop"))).alias("pops"),
+        F.avg("latency_ms").alias("latency_avg_ms"),
+        F.max("latency_ms").alias("latency_max_ms"),
+        F.percentile_approx("latency_ms", list(PERCENTILES), PERCENTILE_ACCURACY).alias("_lat"),
+        *(
+            F.percentile_approx(f"phase_{p}_ms", list(PERCENTILES), PERCENTILE_ACCURACY).alias(f"_ph_{p}")
+            for p in PHASES
+        ),
+        sent.alias("icmp_packets_sent"),
+        F.sum("icmp_received").alias("icmp_packets_received"),
+        F.avg("icmp_jitter_ms").alias("icmp_jitter_avg_ms"),
+        F.max("icmp_jitter_ms").alias("icmp_jitter_max_ms"),
+    )
+    percentile_cols = [F.col("_lat")[i].alias(f"latency_{n}_ms") for i, n in enumerate(PERCENTILE_NAMES)] + [
+        F.col(f"_ph_{p}")[i].alias(f"{p}_{n}_ms") for p in PHASES for i, n in enumerate(PERCENTILE_NAMES)
+    ]
+    loss = F.when(
+        F.col("icmp_packets_sent") > 0,
+        1.0 - F.col("icmp_packets_received") / F.col("icmp_packets_sent"),
+    )
+    return grouped.select(
+        *keys,
+        "runs",
+        "successes",
+        (F.col("successes") * 100.0 / F.col("runs")).alias("availability_pct"),
+        "pops",
+        "latency_avg_ms",
+        *percentile_cols[:4],
+        "latency_max_ms",
+        "icmp_packets_sent",
+        "icmp_packets_received",
+        loss.alias("icmp_loss_ratio"),
+        "icmp_jitter_avg_ms",
+        "icmp_jitter_max_ms",
+        *percentile_cols[4:],
+    )
+
+
+def error_breakdown(clean: DataFrame) -> DataFrame:
+    """Failed runs per (date, series, error_type), with the share of the series' runs that day."""
+    keys = ["date", *SERIES_KEYS]
+    runs = clean.groupBy(*keys).agg(F.count(F.lit(1)).alias("runs"))
+    failures = clean.where(~F.col("success")).groupBy(*keys, "error_type").agg(F.count(F.lit(1)).alias("failures"))
+    return failures.join(runs, keys).select(
+        *keys,
+        "error_type",
+        "failures",
+        (F.col("failures") * 100.0 / F.col("runs")).alias("share_of_runs_pct"),
+    )
+
+
+def path_changes(clean: DataFrame) -> DataFrame:
+    """Per (date, series) of traceroute checks: runs, path changes, distinct paths, reachability of ECMP."""
+    series = Window.partitionBy("check_name", "target", "pop").orderBy("started_at_ms")
+    traces = clean.where(F.col("path_hash").isNotNull())
+    previous = F.lag("path_hash").over(series)
+    marked = traces.withColumn("_changed", (previous.isNotNull() & (previous != F.col("path_hash"))).cast("long"))
+    return marked.groupBy("date", *SERIES_KEYS).agg(
+        F.count(F.lit(1)).alias("traceroute_runs"),
+        F.sum("_changed").alias("path_changes"),
+        F.size(F.collect_set("path_hash")).alias("distinct_paths"),
+        F.max("ecmp_paths").alias("ecmp_paths_max"),
+    )
+
+
+def maintenance_condition(windows: Sequence[MaintenanceWindow]) -> Column:
+    """True for runs that started inside one of the maintenance windows (``[start, end)``)."""
+    condition: Column = F.lit(False)
+    for w in windows:
+        inside = (F.col("started_at_ms") >= F.lit(w.start_ms)) & (F.col("started_at_ms") < F.lit(w.end_ms))
+        for column, values in (("check_name", w.checks), ("target", w.targets), ("pop", w.pops)):
+            if values is not None:
+                inside = inside & F.col(column).isin(list(values))
+        condition = condition | inside
+    return condition
+
+
+def slo_compliance(clean: DataFrame, objectives: DataFrame, windows: Sequence[MaintenanceWindow]) -> DataFrame:
+    """Per (date, check, target) over all POPs: SLIs against ``objectives`` and error budget remaining.
+
+    ``objectives`` has one row per (check_name, target): availability_target_pct, latency_threshold_ms,
+    latency_target_pct (each nullable). Series without an objective are left out.
+    """
+    keys = ["date", "check_name", "check_type", "target"]
+    joined = clean.join(F.broadcast(objectives), ["check_name", "target"]).withColumn(
+        "_maintenance", maintenance_condition(windows)
+    )
+    counted = F.when(~F.col("_maintenance"), F.lit(1))
+    fast = F.when(~F.col("_maintenance") & F.col("success") & (F.col("latency_ms") <= F.col("latency_threshold_ms")), 1)
+    sums = joined.groupBy(*keys).agg(
+        F.count(F.lit(1)).alias("runs_total"),
+        F.count(F.when(F.col("_maintenance"), 1)).alias("runs_in_maintenance"),
+        F.count(counted).alias("runs"),
+        F.count(F.when(~F.col("_maintenance") & F.col("success"), 1)).alias("successes"),
+        F.count(fast).alias("fast_runs"),
+        F.first("availability_target_pct").alias("availability_target_pct"),
+        F.first("latency_threshold_ms").alias("latency_threshold_ms"),
+        F.first("latency_target_pct").alias("latency_target_pct"),
+    )
+    return with_budgets(sums)
+
+
+def with_budgets(sums: DataFrame) -> DataFrame:
+    """SLIs and budgets from the additive counts (runs, successes, fast_runs), so ranges can be summed."""
+    availability = F.col("successes") * 100.0 / F.col("runs")
+    allowed_failures = F.col("runs") * (100.0 - F.col("availability_target_pct")) / 100.0
+    availability_budget = 100.0 * (1.0 - (F.col("runs") - F.col("successes")) / allowed_failures)
+    latency_sli = F.col("fast_runs") * 100.0 / F.col("successes")
+    allowed_slow = F.col("successes") * (100.0 - F.col("latency_target_pct")) / 100.0
+    latency_budget = 100.0 * (1.0 - (F.col("successes") - F.col("fast_runs")) / allowed_slow)
+    has_availability = F.col("availability_target_pct").isNotNull() & (F.col("runs") > 0)
+    has_latency = F.col("latency_target_pct").isNotNull() & (F.col("successes") > 0)
+    return sums.select(
+        *sums.columns,
+        F.when(F.col("runs") > 0, availability).alias("availability_pct"),
+        F.when(has_availability, availability_budget).alias("availability_budget_remaining_pct"),
+        F.when(has_availability, availability >= F.col("availability_target_pct")).alias("availability_met"),
+        F.when(has_latency, latency_sli).alias("latency_good_pct"),
+        F.when(has_latency, latency_budget).alias("latency_budget_remaining_pct"),
+        F.when(has_latency, latency_sli >= F.col("latency_target_pct")).alias("latency_met"),
+    )
