@@ -276,10 +276,10 @@ class FakeDnsServer:
     """UDP+TCP on one free port; ``mode``: ``wrong_id``, ``wrong_question``, ``garbage`` or ``delay``
     (a correct answer, ``delay_s`` late)."""
 
-    def __init__(self, mode: str, delay_s: float = 0.0) -> None:
+    def __init__(self, mode: str, delay_s: float = 0.0, port: int = 0) -> None:
         self.mode = mode
         self.delay_s = delay_s
-        self.port = 0
+        self.port = port  # 0: a free port
         self.queries = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
@@ -300,7 +300,7 @@ class FakeDnsServer:
 
     async def __aenter__(self) -> FakeDnsServer:
         loop = asyncio.get_running_loop()
-        self.port = free_port()
+        self.port = self.port or free_port()
         server = self
 
         class Udp(asyncio.DatagramProtocol):

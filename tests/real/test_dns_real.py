@@ -4,10 +4,16 @@ misbehaving servers, and dig on the same queries. See ``dnsbed`` for the bed."""
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
+import shutil
 import socket
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -301,3 +307,55 @@ async def test_delay_shows_like_dig(transport: str) -> None:
     assert 150 <= agent_ms < 200
     assert 150 <= dig_ms < 200
     assert abs(agent_ms - dig_ms) < 30
+
+
+_SYSTEM_RESOLVER_RUN = """
+import asyncio
+from netobs.config import DnsCheck
+from netobs.probes.dns import DnsProbe
+from netobs.runner import Runner
+from tests.real.dnsbed import FakeDnsServer
+
+async def main() -> None:
+    async with FakeDnsServer("delay", port=53) as fake:
+        check = DnsCheck.model_validate(
+            {"name": "sys", "type": "dns", "targets": ["sys.test"], "expect": {"answers_match": ["192.0.2.99"]}}
+        )
+        result = await Runner("t", "p", {"dns": DnsProbe()}).run(check, "sys.test")
+        assert fake.queries == 1
+        print(result.to_json())
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_system_resolver_in_a_namespace(transport: str) -> None:
+    """The production default reads /etc/resolv.conf: in a fresh namespace, ``ip netns exec`` mounts
+    /etc/netns/<name>/resolv.conf there, naming a fake server on the namespace's own 127.0.0.1:53."""
+    name = f"nobs-dns-{secrets.token_hex(3)}"
+    etc = Path("/etc/netns") / name
+    code = _SYSTEM_RESOLVER_RUN.replace('"targets"', f'"transport": "{transport}", "targets"')
+    try:
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        etc.mkdir(parents=True)
+        (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+        done = subprocess.run(
+            ["ip", "netns", "exec", name, sys.executable, "-c", code],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+        shutil.rmtree(etc, ignore_errors=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["success"], result["error_message"]
+    assert result["resolved_ip"] == "127.0.0.1"
+    assert result["dns"]["server"] == "system"
+    assert result["dns"]["transport"] == transport
+    assert [a["data"] for a in result["dns"]["answers"]] == ["192.0.2.99"]
