@@ -246,3 +246,27 @@ def test_path_trace_without_permission_marks_its_span_only(monkeypatch: pytest.M
     ctx.span.end()
     spans = {s.name: s for s in telemetry.span_exporter.get_finished_spans()}
     assert spans["traceroute 192.0.2.9:443"].status.status_code.name == "ERROR"
+
+
+def test_http_check_traces_its_path_in_the_same_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    from netobs.probes.http import HttpProbe
+
+    async def refused(ip: str, port: int) -> Any:
+        raise ConnectionRefusedError(111, "refused")
+
+    flows = FakeFlows([["10.0.0.1"]], destination="192.0.2.9")
+    monkeypatch.setattr(tr_module, "_PATH_PROBE", TracerouteProbe(flows=flows))
+    cfg = parse_config(
+        "checks: [{name: w, type: http, targets: ['http://192.0.2.9:8080/'], timeout_s: 2, interval_s: 10,"
+        " trace_path: true}]"
+    )
+    telemetry = Telemetry.in_memory(cfg)
+    runner = Runner("a", "p", {"http": HttpProbe(connector=refused)}, sinks=[telemetry.record], tracer=telemetry.tracer)
+    result = asyncio.run(runner.run(cfg.checks[0], "http://192.0.2.9:8080/"))
+    assert result.error_type == "connection_refused"
+    spans = {s.name: s for s in telemetry.span_exporter.get_finished_spans()}
+    path = spans["traceroute 192.0.2.9:8080"]
+    assert path.parent is not None and path.parent.span_id == spans["http http://192.0.2.9:8080/"].context.span_id
+    assert spans["hop 2"].attributes is not None
+    assert spans["hop 2"].attributes["network.peer.address"] == "192.0.2.9"
+    assert (flows.made[0].method, len(flows.made)) == ("tcp", 1)

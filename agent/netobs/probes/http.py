@@ -38,6 +38,7 @@ from netobs.probes._http_wire import (
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
 from netobs.probes.tcp import connect_socket
 from netobs.probes.tls import client_context, tls_info
+from netobs.probes.traceroute import path_trace
 from netobs.result import ErrorType, HttpHop, HttpResult, TlsInfo
 
 Connector = Callable[[str, int], Awaitable[socket.socket]]
@@ -113,8 +114,10 @@ class HttpProbe:
             raise socket.gaierror(socket.EAI_NONAME, f"{target.host} has no address")
         ip = ips[0]
         ctx.resolved_ip = ip
-        with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": target.port}):
-            sock = await self.connector(ip, target.port)
+        first_hop = not result.redirects  # trace the path once per run, to the first server
+        async with path_trace(ctx, ip, target.port, enabled=check.trace_path and first_hop):
+            with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": target.port}):
+                sock = await self.connector(ip, target.port)
         writer: asyncio.StreamWriter | None = None
         try:
             if target.scheme == "https":
