@@ -310,8 +310,11 @@ class EchoSocket:
         kind: str,
         ident: int,
         loop: asyncio.AbstractEventLoop,
+        *,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.sock = sock
+        self._wall_clock_ns = wall_clock_ns
         self.family = family
         self.kind = kind
         self.ident = ident
@@ -352,7 +355,7 @@ class EchoSocket:
             seq = (seq + 1) & 0xFFFF
         self._seq = seq
         packet = echo_request(self.family, self.ident, seq, payload[0], payload_sum=payload[1], checksum=self._checksum)
-        pending[seq] = (listener, index, time.time_ns(), time.perf_counter_ns())
+        pending[seq] = (listener, index, self._wall_clock_ns(), time.perf_counter_ns())
         try:
             self.sock.sendto(packet, (address, 0))
         except BlockingIOError:
@@ -472,8 +475,13 @@ class EchoSocketPool:
     ``kind`` "auto" means a datagram socket when allowed, else raw; the choice is made once per
     address family and logged once."""
 
-    def __init__(self, socket_factory: SocketFactory | None = None) -> None:
+    def __init__(
+        self, socket_factory: SocketFactory | None = None, wall_clock_ns: Callable[[], int] | None = None
+    ) -> None:
+        """``socket_factory`` opens sockets (``socket.socket``); ``wall_clock_ns`` reads the clock the
+        kernel's receive stamps use, CLOCK_REALTIME (``time.time_ns``). Tests pass fakes of both."""
         self._factory: SocketFactory = socket_factory or socket.socket
+        self._wall_clock_ns = wall_clock_ns or time.time_ns
         self._sockets: dict[tuple[int, str, int | None, bool], EchoSocket] = {}
         self._auto_kind: dict[int, str] = {}
         self._raw_idents: set[int] = set()
@@ -560,7 +568,7 @@ class EchoSocketPool:
                 ident = int(sock.getsockname()[1])
             else:
                 ident = self._new_raw_ident()
-            return EchoSocket(sock, family, kind, ident, loop)
+            return EchoSocket(sock, family, kind, ident, loop, wall_clock_ns=self._wall_clock_ns)
         except BaseException:
             sock.close()
             raise

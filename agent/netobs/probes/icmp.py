@@ -24,9 +24,10 @@ from netobs.probes._icmp_socket import EchoSocket, EchoSocketPool, IcmpPermissio
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, is_ip_literal
 from netobs.result import ErrorType, IcmpResult
 
-# The probe stops waiting this long before the run's deadline, so that it, not the runner's timeout,
-# decides the outcome (packet_loss with the figures, rather than a bare timeout).
-WAIT_MARGIN_S = 0.05
+# The probe stops waiting this long (at most a fifth of timeout_s) before the run's deadline, so that it,
+# not the runner's timeout, decides the outcome (packet_loss with the figures rather than a timeout) even
+# when the event loop runs late.
+WAIT_MARGIN_S = 0.1
 
 _UNREACHABLE_ERRNOS = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
 
@@ -193,7 +194,7 @@ class IcmpProbe:
         flight = _Flight(detail, loop.create_future())
         # The loop's clock may differ from time.monotonic() (uvloop): convert via the time left.
         started = loop.time()
-        wait_until = started + ctx.remaining_s() - min(WAIT_MARGIN_S, check.timeout_s * 0.1)
+        wait_until = started + ctx.remaining_s() - min(WAIT_MARGIN_S, check.timeout_s * 0.2)
         timer = loop.call_at(wait_until, flight.expire)
         try:
             await self._send_all(echo, flight, ip, check, loop)
