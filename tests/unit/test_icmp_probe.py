@@ -496,3 +496,9 @@ async def test_socket_kind_is_logged_once(net: FakeNet, caplog: pytest.LogCaptur
     lines = [r.getMessage() for r in caplog.records if "ICMP over IPv4" in r.getMessage()]
     assert len(lines) == 1
     assert "raw sockets" in lines[0] and "ping_group_range" in lines[0]
+
+
+def test_icmp_is_a_default_probe() -> None:
+    from netobs.probes import default_probes
+
+    assert isinstance(default_probes()["icmp"], IcmpProbe)
