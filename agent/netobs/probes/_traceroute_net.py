@@ -28,6 +28,7 @@ import os
 import socket
 import struct
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -275,7 +276,7 @@ class UdpFlow(_Flow):
     method = "udp"
     socket_kind = "dgram"
 
-    def __init__(self, destination: str, port: int, payload_bytes: int = 24) -> None:
+    def __init__(self, destination: str, port: int, payload_bytes: int = 24, source_port: int = 0) -> None:
         super().__init__(destination)
         family = socket.AF_INET6 if self.v6 else socket.AF_INET
         self._address = (destination, port)
@@ -290,7 +291,7 @@ class UdpFlow(_Flow):
             else:
                 self._sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
             self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            self._sock.bind((source_address(destination, port), 0))
+            bind_preferred(self._sock, source_address(destination, port), source_port)
         except BaseException:
             self._sock.close()
             raise
@@ -342,6 +343,24 @@ class UdpFlow(_Flow):
         super().close()
         self._loop.remove_reader(self._sock.fileno())
         self._sock.close()
+
+
+def bind_preferred(sock: socket.socket, address: str, port: int) -> None:
+    """Bind to ``port`` when it is free, else to any free port."""
+    if port:
+        try:
+            sock.bind((address, port))
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    sock.bind((address, 0))
+
+
+def preferred_port(key: str) -> int:
+    """A source port that depends only on ``key`` (in 40000..59999): the same flow identifier run after
+    run, so a per-flow load balancer keeps a check on the same path and its path hash stays put."""
+    return 40000 + zlib.crc32(key.encode()) % 20000
 
 
 def source_address(destination: str, port: int) -> str:
@@ -405,6 +424,9 @@ class RawSockets:
 
     def register(self, key: tuple[object, ...], handler: Callable[[int, Answer], None]) -> None:
         self._handlers[key] = handler
+
+    def registered(self, key: tuple[object, ...]) -> bool:
+        return key in self._handlers
 
     def unregister(self, key: tuple[object, ...]) -> None:
         self._handlers.pop(key, None)
@@ -493,14 +515,14 @@ class TcpFlow(_RawFlow):
 
     method = "tcp"
 
-    def __init__(self, destination: str, port: int, raw: RawSockets) -> None:
+    def __init__(self, destination: str, port: int, raw: RawSockets, source_port: int = 0) -> None:
         super().__init__(destination, raw)
         self._port = port
         # The source address the kernel would use, and a source port nobody else can take meanwhile.
         self._src = source_address(destination, port)
         self._reserved = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            self._reserved.bind((self._src, 0))
+            bind_preferred(self._reserved, self._src, source_port)
             raw.acquire(need_tcp=True)
         except BaseException:
             self._reserved.close()

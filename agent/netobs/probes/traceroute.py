@@ -35,7 +35,7 @@ from netobs.probes._traceroute_core import (
     paths_hash,
     trim_replies,
 )
-from netobs.probes._traceroute_net import IcmpFlow, RawSockets, TcpFlow, UdpFlow
+from netobs.probes._traceroute_net import IcmpFlow, RawSockets, TcpFlow, UdpFlow, preferred_port
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
 from netobs.result import ErrorType, TracerouteHop, TraceroutePath, TracerouteResult
 
@@ -98,12 +98,17 @@ class NetFlows:
 
     def __call__(self, method: str, ip: str, port: int | None, index: int) -> Flow:
         flow: Flow
+        # The same flow identifier for the same (method, target, port, flow index) run after run.
+        preferred = preferred_port(f"{method}|{ip}|{port}|{index}")
         if method == "udp":
-            flow = UdpFlow(ip, port or DEFAULT_PORTS["udp"])
+            flow = UdpFlow(ip, port or DEFAULT_PORTS["udp"], source_port=preferred)
         elif method == "tcp":
-            flow = TcpFlow(ip, port or DEFAULT_PORTS["tcp"], self.raw)
+            flow = TcpFlow(ip, port or DEFAULT_PORTS["tcp"], self.raw, source_port=preferred)
         else:
-            flow = IcmpFlow(ip, self.raw, ident=secrets.randbelow(0xFFFF) + 1)
+            ident = preferred
+            while self.raw.registered(("icmp", ident)):
+                ident = secrets.randbelow(0xFFFF) + 1
+            flow = IcmpFlow(ip, self.raw, ident=ident)
         if method not in self._logged:
             self._logged.add(method)
             how = (
