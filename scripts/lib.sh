@@ -32,6 +32,10 @@ ensure_agent_venv() {
     local key
     key="$( (cat "$NETOBS_ROOT/pyproject.toml"; python3 --version) | sha256sum | cut -c1-16)"
     NETOBS_VENV="$NETOBS_CACHE/venv/agent-$key"
+    mkdir -p "$NETOBS_CACHE/venv"
+    # One builder at a time (parallel shells would otherwise delete each other's half-built venv).
+    exec 9>"$NETOBS_CACHE/venv/.agent.lock"
+    flock 9
     if [[ ! -x "$NETOBS_VENV/bin/netobs" || ! -f "$NETOBS_VENV/.complete" ]]; then
         log "creating the agent virtualenv $NETOBS_VENV (first run only)"
         rm -rf "$NETOBS_VENV"
@@ -41,6 +45,7 @@ ensure_agent_venv() {
         touch "$NETOBS_VENV/.complete"
     fi
     "$NETOBS_VENV/bin/pip" install -q --no-deps --no-build-isolation -e "$NETOBS_ROOT" >/dev/null
+    flock -u 9
     export NETOBS_VENV
     export PATH="$NETOBS_VENV/bin:$PATH"
 }

@@ -56,11 +56,13 @@ class TcpProbe:
         if tls_ctx is None:
             tls_ctx = self._contexts[key] = client_context(check.tls_verify, check.ca_file)
         server_name = check.tls_server_name or host
+        # The stream owns the socket from here on: close it through the writer only, also after a failed
+        # handshake, or the event loop keeps a transport on a file descriptor the kernel may reuse.
+        _, writer = await asyncio.open_connection(sock=sock)
         try:
             with ctx.phase("tls", **{"server.address": server_name}):
-                _, writer = await asyncio.open_connection(sock=sock, ssl=tls_ctx, server_hostname=server_name)
+                await writer.start_tls(tls_ctx, server_hostname=server_name)
             ctx.detail.tls = tls_info(writer.get_extra_info("ssl_object"), verified=check.tls_verify)
-            writer.close()
         finally:
-            sock.close()
+            writer.close()
         return Outcome.ok()
