@@ -1,0 +1,372 @@
+"""Latency anomaly detection for one series (agent, check, target, phase): the theory of operation.
+
+Every sample ``x`` (a duration in ms, at event time ``t``) is compared with an *expected* value and the
+difference (the residual) is measured in robust standard deviations of the recent residuals.
+
+Expected value. Two models learn side by side:
+- a non-seasonal level: an EWMA updated with *winsorized* samples (clipped to expected ± ``clip_sigma``),
+  so one outlier moves it little while a lasting shift is absorbed, slowly;
+- a seasonal profile (``season_s``, default one day): ``buckets`` points across the season, each an EWMA of
+  the samples that fell near it (weighted by distance, so the profile is piecewise linear); the seasonal
+  expectation is the band the profile spans within one bucket of t (tolerates a phase error and steps).
+Each model keeps an EWMA of its absolute error; the seasonal one is used once it has seen a full season
+and predicts clearly better (``seasonal_gain``), so non-seasonal series keep the more adaptive level.
+
+Decision. ``level`` = median of the last ``window_samples`` residuals, ``S`` = the scale (EWMA of |residual|
+turned into a sigma, never below ``rel_floor`` * expected + ``abs_floor``). Two triggers raise an alert:
+- a *level shift*: |level| ≥ ``fire_sigma`` * S for ``fire_count`` consecutive samples (the median makes one
+  outlier harmless, so this needs a sustained change);
+- a *record excursion*: a single sample beyond ``spike_sigma`` * S and beyond ``spike_margin`` * the largest
+  excursion seen in that direction over the last ``envelope_half_life_s`` (so a series with routine spikes
+  only alerts on a spike bigger than its usual ones).
+It resolves when |level| < ``resolve_sigma`` * S for ``resolve_count`` consecutive samples. Increases and
+decreases are separate alerts (``latency_increase`` / ``latency_decrease``); a decrease is informational.
+
+Warm-up: no alert before ``warmup_s`` of history and ``min_samples`` samples (a new series has no baseline;
+with seasonality on, it must see one season first). While an alert fires the models keep learning with
+winsorized samples at ``firing_learn_factor`` of their rate, so a permanent shift ends as the new normal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent
+from netobs_flink.detect.robust import MEAN_ABS_TO_SIGMA, Gate, clip, decay_weight, median
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyConfig:
+    """Tuning of :class:`LatencyDetector` (the defaults are what ``netobs detect replay`` uses)."""
+
+    fire_sigma: float = 3.5
+    resolve_sigma: float = 2.0
+    window_samples: int = 3
+    fire_count: int = 2
+    resolve_count: int = 3
+    spike_sigma: float = 6.0
+    spike_margin: float = 1.3
+    level_margin: float = 1.2
+    envelope_half_life_s: float = 7 * 86400.0
+    level_half_life_s: float = 3600.0
+    scale_half_life_s: float = 6 * 3600.0
+    clip_sigma: float = 3.0
+    rel_floor: float = 0.02
+    abs_floor: float = 1e-6
+    season_s: float = 86400.0  # 0 turns the seasonal model off
+    buckets: int = 48
+    season_half_life: float = 3.0  # in seasons
+    seasonal_gain: float = 0.7  # use the seasonal model when its error is below this fraction
+    warmup_s: float = 86400.0
+    min_samples: int = 20
+    firing_learn_factor: float = 0.1
+    decrease_severity: str = "info"
+    increase_severity: str = "warning"
+
+    def __post_init__(self) -> None:
+        if self.resolve_sigma >= self.fire_sigma:
+            raise ValueError("resolve_sigma must be below fire_sigma")
+        if self.window_samples < 1 or self.fire_count < 1 or self.resolve_count < 1:
+            raise ValueError("window_samples, fire_count and resolve_count must be >= 1")
+        if self.season_s < 0 or (self.season_s > 0 and self.buckets < 4):
+            raise ValueError("season_s must be >= 0 and buckets >= 4 when seasonal")
+
+
+@dataclass(slots=True)
+class _Seasonal:
+    levels: list[float]
+    weights: list[float]  # accumulated weight per bucket (0 = never seen)
+
+
+@dataclass(slots=True)
+class _Track:
+    """What one model (non-seasonal or seasonal) remembers about its own residuals."""
+
+    abs_err: float = math.nan  # EWMA of |residual| (winsorized): the scale
+    select_err: float = math.nan  # the same over a much longer half-life: which model to trust
+    recent: list[float] = field(default_factory=list)  # last residuals, oldest first
+    env_up: float = 0.0  # largest single residual above / below expected (decayed)
+    env_down: float = 0.0
+    level_env_up: float = 0.0  # largest windowed level above / below expected (decayed)
+    level_env_down: float = 0.0
+    pending: list[float] = field(default_factory=list)  # levels not yet in the envelope
+    count: int = 0
+
+
+@dataclass(slots=True)
+class LatencyState:
+    """Everything the detector remembers for one series (picklable; Flink keeps it in keyed state)."""
+
+    samples: int = 0
+    first_ms: int = 0
+    last_ms: int = 0
+    level: float = math.nan
+    seasonal: _Seasonal | None = None
+    plain: _Track = field(default_factory=_Track)
+    season_track: _Track = field(default_factory=_Track)
+    use_season: bool = False
+    up: Gate = field(default_factory=Gate)
+    down: Gate = field(default_factory=Gate)
+    up_since_ms: int = 0
+    down_since_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    at_ms: int
+    expected: float
+    value: float
+    sigma: float
+    trace_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the detector concluded about one sample (for replay output, tests and debugging)."""
+
+    expected: float
+    residual: float
+    sigma: float
+    level_sigma: float
+    seasonal: bool
+    warm: bool
+
+
+class LatencyDetector:
+    """Online robust level-shift and excursion detector for one latency series. Pure: no I/O, no clock.
+
+    ``observe`` feeds one sample (event time order is assumed; the Flink job sorts within the allowed
+    lateness and drops what is older than the last sample) and returns the alert transitions it caused.
+    """
+
+    def __init__(
+        self,
+        config: LatencyConfig | None = None,
+        labels: Mapping[str, str] | None = None,
+        state: LatencyState | None = None,
+    ) -> None:
+        self.config = config or LatencyConfig()
+        self.labels = dict(labels or {})
+        self.state = state or LatencyState()
+        if state is None:
+            c = self.config
+            self.state.up = Gate(fire_count=c.fire_count, resolve_count=c.resolve_count)
+            self.state.down = Gate(fire_count=c.fire_count, resolve_count=c.resolve_count)
+        self.last_verdict: Verdict | None = None
+
+    # -- the seasonal profile -------------------------------------------------------------------
+    def _phase(self, at_ms: int) -> float:
+        """Position in the season in bucket units, in [0, buckets)."""
+        c = self.config
+        return ((at_ms / 1000.0) % c.season_s) / c.season_s * c.buckets
+
+    def _profile(self, seasonal: _Seasonal, pos: float) -> float | None:
+        """Piecewise-linear profile value at bucket position ``pos`` (None where it has no data)."""
+        n = self.config.buckets
+        i = math.floor(pos) % n
+        j = (i + 1) % n
+        frac = pos - math.floor(pos)
+        wi, wj = seasonal.weights[i], seasonal.weights[j]
+        if wi <= 0 and wj <= 0:
+            return None
+        if wi <= 0:
+            return seasonal.levels[j]
+        if wj <= 0:
+            return seasonal.levels[i]
+        return seasonal.levels[i] * (1.0 - frac) + seasonal.levels[j] * frac
+
+    def _seasonal_residual(self, seasonal: _Seasonal, at_ms: int, x: float) -> tuple[float, float] | None:
+        """(distance from ``x`` to the band the profile spans within one bucket of ``at_ms`` (0 inside),
+        residual against the profile at ``at_ms`` itself).
+
+        The band makes detection tolerant to a small phase error and to steps: at a step the band covers
+        both sides of it, on a plateau it is tight. The point residual measures the scale (a band
+        distance is often 0 and would understate the noise).
+        """
+        pos = self._phase(at_ms)
+        values = [
+            v
+            for shift in (-1.0, -0.5, 0.0, 0.5, 1.0)
+            if (v := self._profile(seasonal, (pos + shift) % self.config.buckets)) is not None
+        ]
+        if not values:
+            return None
+        low, high = min(values), max(values)
+        point = self._profile(seasonal, pos)
+        band = x - high if x > high else x - low if x < low else 0.0
+        return band, x - (point if point is not None else (low + high) / 2.0)
+
+    def _learn_seasonal(self, seasonal: _Seasonal, at_ms: int, x: float, learn: float, dt_s: float) -> None:
+        c = self.config
+        pos = self._phase(at_ms)
+        i = math.floor(pos) % c.buckets
+        j = (i + 1) % c.buckets
+        frac = pos - math.floor(pos)
+        bucket_s = c.season_s / c.buckets
+        # Half-life in "time this bucket has been observed": season_half_life seasons of one bucket width.
+        base = decay_weight(dt_s, c.season_half_life * bucket_s)
+        for b, share in ((i, 1.0 - frac), (j, frac)):
+            if share <= 0:
+                continue
+            seasonal.weights[b] += share
+            # Running mean while the bucket is new, then an EWMA.
+            alpha = max(base * share, share / seasonal.weights[b]) * learn
+            seasonal.levels[b] += alpha * (x - seasonal.levels[b])
+
+    # -- the main step ----------------------------------------------------------------------------
+    def observe(self, at_ms: int, value_ms: float, trace_id: str | None = None) -> list[AlertEvent]:
+        """Feed one sample; returns the alert transitions (firing/resolved) it caused, oldest first."""
+        c, s = self.config, self.state
+        if not math.isfinite(value_ms):
+            return []
+        if s.samples > 0 and at_ms < s.last_ms:
+            return []  # too late: the series already moved on
+        if s.samples == 0:
+            s.first_ms = s.last_ms = at_ms
+            s.level = value_ms
+            s.samples = 1
+            if c.season_s > 0:
+                s.seasonal = _Seasonal([value_ms] * c.buckets, [0.0] * c.buckets)
+                self._learn_seasonal(s.seasonal, at_ms, value_ms, 1.0, 0.0)
+            return []
+        dt_s = (at_ms - s.last_ms) / 1000.0
+        s.last_ms = at_ms
+        s.samples += 1
+
+        r_plain = value_ms - s.level
+        seasonal = self._seasonal_residual(s.seasonal, at_ms, value_ms) if s.seasonal is not None else None
+        r_season, r_season_point = seasonal if seasonal is not None else (None, None)
+        season_mature = s.seasonal is not None and (at_ms - s.first_ms) / 1000.0 >= c.season_s
+        # (track, residual for detection, residual for the scale)
+        tracks: list[tuple[_Track, float, float]] = [(s.plain, r_plain, r_plain)]
+        if r_season is not None and r_season_point is not None and season_mature:
+            tracks.append((s.season_track, r_season, r_season_point))
+        plain_err, season_err = s.plain.select_err, s.season_track.select_err
+        if len(tracks) < 2 or s.season_track.count < c.min_samples:
+            s.use_season = False
+        elif s.use_season:  # hysteresis: leave the seasonal model only when it stops paying clearly
+            s.use_season = season_err < (1.0 + c.seasonal_gain) / 2.0 * plain_err
+        else:
+            s.use_season = season_err < c.seasonal_gain * plain_err
+        track, residual, _ = tracks[1] if s.use_season else tracks[0]
+        expected = value_ms - residual
+
+        floor = c.rel_floor * abs(expected) + c.abs_floor
+        sigma = max((track.abs_err if math.isfinite(track.abs_err) else 0.0) * MEAN_ABS_TO_SIGMA, floor)
+        for t, r, _ in tracks:
+            t.recent.append(r)
+            del t.recent[: -c.window_samples]
+        level = median(track.recent) if len(track.recent) >= c.window_samples else 0.0
+        level_sigma = level / sigma
+        warm = (at_ms - s.first_ms) / 1000.0 >= c.warmup_s and s.samples >= c.min_samples
+        self.last_verdict = Verdict(expected, residual, sigma, level_sigma, s.use_season, warm)
+
+        events: list[AlertEvent] = []
+        was_firing = s.up.on or s.down.on
+        if warm:
+            spike_up = residual >= c.spike_sigma * sigma and residual >= c.spike_margin * track.env_up
+            spike_down = -residual >= c.spike_sigma * sigma and -residual >= c.spike_margin * track.env_down
+            shift_up = level_sigma >= c.fire_sigma and level >= c.level_margin * track.level_env_up
+            shift_down = -level_sigma >= c.fire_sigma and -level >= c.level_margin * track.level_env_down
+            now = _Reading(at_ms, expected, value_ms, sigma, trace_id)
+            events += self._step("up", now, shifted=shift_up, spike=spike_up, clear=level_sigma < c.resolve_sigma)
+            events += self._step(
+                "down", now, shifted=shift_down, spike=spike_down, clear=-level_sigma < c.resolve_sigma
+            )
+        firing = was_firing or s.up.on or s.down.on
+
+        # Learn. Residuals are winsorized; while firing, learning is slower so the anomaly is not
+        # absorbed at once, yet a permanent shift becomes the new normal.
+        learn = c.firing_learn_factor if firing else 1.0
+        w_level = decay_weight(dt_s, c.level_half_life_s) * learn
+        w_scale = decay_weight(dt_s, c.scale_half_life_s) * learn
+        w_select = decay_weight(dt_s, c.season_half_life * c.season_s) * learn
+        decay = 1.0 - decay_weight(dt_s, c.envelope_half_life_s)
+        clip_abs = c.clip_sigma * sigma
+        s.level += w_level * clip(r_plain, -clip_abs, clip_abs)
+        for t, r, r_scale in tracks:
+            t.count += 1
+            err = abs(r_scale)
+            if t.count > 1:
+                err = min(err, max(c.clip_sigma * t.abs_err * MEAN_ABS_TO_SIGMA, floor))
+            if t.count == 1:
+                t.abs_err = t.select_err = err
+            elif t.count <= c.min_samples:  # running mean while young: an EWMA from one value is noisy
+                t.abs_err += (err - t.abs_err) / t.count
+                t.select_err += (err - t.select_err) / t.count
+            else:
+                t.abs_err += w_scale * (err - t.abs_err)
+                t.select_err += w_select * (err - t.select_err)
+            self._learn_envelopes(t, r, decay, firing)
+        if s.seasonal is not None:
+            # The first season is learnt as it comes; after that, winsorized like the level.
+            target = value_ms
+            if r_season_point is not None and season_mature:
+                target = value_ms - r_season_point + clip(r_season_point, -clip_abs, clip_abs)
+            self._learn_seasonal(s.seasonal, at_ms, target, learn, dt_s)
+        return events
+
+    def _learn_envelopes(self, t: _Track, residual: float, decay: float, firing: bool) -> None:
+        c = self.config
+        level = median(t.recent) if len(t.recent) >= c.window_samples else 0.0
+        t.level_env_up *= decay
+        t.level_env_down *= decay
+        # A level enters the envelope only once it has passed without raising an alert (fire_count
+        # samples later), so the onset of an anomaly never raises its own bar.
+        t.pending.append(level)
+        if firing:
+            t.pending.clear()
+        elif len(t.pending) > c.fire_count:
+            old = t.pending.pop(0)
+            t.level_env_up = max(t.level_env_up, old)
+            t.level_env_down = max(t.level_env_down, -old)
+        if firing:  # the anomaly itself raises the bar for the next record excursion
+            t.env_up = max(t.env_up, residual)
+            t.env_down = max(t.env_down, -residual)
+        else:
+            t.env_up = max(t.env_up * decay, residual)
+            t.env_down = max(t.env_down * decay, -residual)
+
+    def _step(self, direction: str, now: _Reading, *, shifted: bool, spike: bool, clear: bool) -> list[AlertEvent]:
+        s, c = self.state, self.config
+        at_ms = now.at_ms
+        gate = s.up if direction == "up" else s.down
+        transition = gate.update(at_ms, shifted, clear)
+        trigger = "level shift"
+        if transition is None and spike and not gate.on:
+            gate.force(True)
+            transition, trigger = "fired", "record excursion"
+        if transition is None:
+            return []
+        kind = "latency_increase" if direction == "up" else "latency_decrease"
+        severity = c.increase_severity if direction == "up" else c.decrease_severity
+        if transition == "fired":
+            if direction == "up":
+                s.up_since_ms = at_ms
+            else:
+                s.down_since_ms = at_ms
+        started = s.up_since_ms if direction == "up" else s.down_since_ms
+        status = FIRING if transition == "fired" else RESOLVED
+        what = "increased" if direction == "up" else "decreased"
+        annotations = {
+            "summary": f"latency {what}" if status == FIRING else "latency back to normal",
+            "trigger": trigger if status == FIRING else "recovered",
+            "baseline_ms": f"{now.expected:.3f}",
+            "current_ms": f"{now.value:.3f}",
+            "sigma_ms": f"{now.sigma:.3f}",
+        }
+        if now.trace_id:
+            annotations["trace_id"] = now.trace_id
+        return [
+            AlertEvent(
+                kind=kind,
+                status=status,
+                severity=severity,
+                at_ms=at_ms,
+                started_at_ms=started,
+                labels=self.labels,
+                annotations=annotations,
+            )
+        ]

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The PyFlink job's virtualenv and connector jars, both cached under $NETOBS_CACHE:
+#   venv: $NETOBS_CACHE/venv/flink-<hash of pipelines/flink/requirements.txt + python version>
+#   jars: $NETOBS_CACHE/flink-jars/<hash of pipelines/flink/pom.xml>/*.jar  (Maven Central, via mvn)
+# With --print it then prints FLINK_VENV=... and FLINK_JARS=... on stdout (what `netobs flink` reads);
+# progress goes to stderr.
+source "$(dirname "$0")/../lib.sh"
+
+REQ="$NETOBS_ROOT/pipelines/flink/requirements.txt"
+POM="$NETOBS_ROOT/pipelines/flink/pom.xml"
+venv_key="$( (cat "$REQ"; python3 --version) | sha256sum | cut -c1-16)"
+jar_key="$(sha256sum <"$POM" | cut -c1-16)"
+FLINK_VENV="$NETOBS_CACHE/venv/flink-$venv_key"
+JAR_DIR="$NETOBS_CACHE/flink-jars/$jar_key"
+mkdir -p "$NETOBS_CACHE/locks"
+
+make_venv() {
+    [[ -f "$FLINK_VENV/.complete" ]] && return 0
+    local start=$SECONDS
+    log "creating the Flink virtualenv $FLINK_VENV (first run only: apache-flink is a large download)"
+    rm -rf "$FLINK_VENV"
+    python3 -m venv "$FLINK_VENV"
+    "$FLINK_VENV/bin/pip" install -q --upgrade pip setuptools wheel
+    "$FLINK_VENV/bin/pip" install -q --progress-bar off -r "$REQ"
+    touch "$FLINK_VENV/.complete"
+    log "Flink virtualenv ready in $((SECONDS - start)) s"
+}
+
+fetch_jars() {
+    [[ -f "$JAR_DIR/.complete" ]] && return 0
+    local start=$SECONDS work="$JAR_DIR.tmp"
+    log "fetching the Flink connector jars with Maven"
+    rm -rf "$work"; mkdir -p "$work"
+    mvn -B -q -f "$POM" dependency:copy-dependencies -DoutputDirectory="$work" -DincludeScope=runtime \
+        >"$work.log" 2>&1 || { log "jar fetch failed; log: $work.log"; tail -30 "$work.log" >&2; exit 1; }
+    touch "$work/.complete"
+    rm -rf "$JAR_DIR"; mv "$work" "$JAR_DIR"
+    log "Flink jars fetched in $((SECONDS - start)) s: $JAR_DIR"
+}
+
+( flock 9; make_venv ) 9>"$NETOBS_CACHE/locks/flink-venv.lock"
+( flock 9; fetch_jars ) 9>"$NETOBS_CACHE/locks/flink-jars.lock"
+
+if [[ "${1:-}" == "--print" ]]; then
+    echo "FLINK_VENV=$FLINK_VENV"
+    echo "FLINK_JARS=$JAR_DIR"
+fi
