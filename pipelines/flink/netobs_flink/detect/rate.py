@@ -2,8 +2,8 @@
 
 Each result contributes a value in [0, 1]: 1.0/0.0 for failed/succeeded (error rate) or the ICMP loss
 ratio (packet loss). The detector keeps the results of the last ``window_s`` seconds and a slow EWMA of
-the rate (the series' normal). It fires when the window holds at least ``min_samples`` results and its
-mean reaches ``max(min_rate, baseline + margin)``, and resolves when the mean drops below half of that
+the rate (the series' normal, learnt over ``warmup_samples`` results before any alert). It fires when the
+window holds at least ``min_samples`` results and its mean reaches ``max(min_rate, baseline + margin)``, and resolves when the mean drops below half of that
 bound. While firing, the baseline does not learn (an outage must not become normal).
 """
 
@@ -19,9 +19,10 @@ from netobs_flink.detect.robust import decay_weight
 @dataclass(frozen=True, slots=True)
 class RateConfig:
     kind: str = "error_rate"  # or "packet_loss"
-    window_s: float = 300.0
-    min_samples: int = 4
-    min_rate: float = 0.2
+    window_s: float = 600.0
+    min_samples: int = 6
+    min_rate: float = 0.3
+    warmup_samples: int = 20
     margin: float = 0.15
     baseline_half_life_s: float = 86400.0
     severity: str = "warning"
@@ -37,6 +38,7 @@ class RateConfig:
 class RateState:
     window: list[tuple[int, float]] = field(default_factory=list)
     baseline: float = 0.0
+    samples: int = 0
     last_ms: int = 0
     firing_since_ms: int | None = None
     bound: float = 0.0
@@ -64,13 +66,16 @@ class RateDetector:
         rate = sum(v for _, v in s.window) / len(s.window)
         dt_s = (at_ms - s.last_ms) / 1000.0 if s.last_ms else 0.0
         s.last_ms = max(s.last_ms, at_ms)
+        s.samples += 1
         events: list[AlertEvent] = []
         if s.firing_since_ms is None:
             bound = max(c.min_rate, s.baseline + c.margin)
-            if len(s.window) >= c.min_samples and rate >= bound:
+            if s.samples > c.warmup_samples and len(s.window) >= c.min_samples and rate >= bound:
                 s.firing_since_ms = at_ms
                 s.bound = bound
                 events.append(self._event(FIRING, at_ms, rate, trace_id))
+            elif s.samples <= c.warmup_samples:  # running mean while young
+                s.baseline += (value - s.baseline) / s.samples
             else:
                 s.baseline += decay_weight(dt_s, c.baseline_half_life_s) * (value - s.baseline)
         elif rate < s.bound / 2.0:
