@@ -4,7 +4,8 @@ Each result contributes a value in [0, 1]: 1.0/0.0 for failed/succeeded (error r
 ratio (packet loss). The detector keeps the results of the last ``window_s`` seconds and a slow EWMA of
 the rate (the series' normal, learnt over ``warmup_samples`` results before any alert). It fires when the
 window holds at least ``min_samples`` results and its mean reaches ``max(min_rate, baseline + margin)``,
-and resolves when the mean drops below half of that bound. While firing, the baseline does not learn (an outage must not become normal).
+and resolves when the mean drops below half of that bound. While firing, the baseline does not learn
+(an outage must not become normal).
 """
 
 from __future__ import annotations
