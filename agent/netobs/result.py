@@ -13,6 +13,7 @@ Rules of the contract (version ``SCHEMA_VERSION``):
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field
@@ -121,12 +122,14 @@ class HttpResult:
     final_url: str | None = None
     tls: TlsInfo | None = None
     traceparent: str | None = None  # the W3C header the check injected
+    path: TracerouteResult | None = None  # the TCP path to the server, when the check sets trace_path
 
 
 @dataclass(slots=True)
 class TcpResult:
     port: int
     tls: TlsInfo | None = None
+    path: TracerouteResult | None = None  # the TCP path to the server, when the check sets trace_path
 
 
 @dataclass(slots=True)
@@ -189,11 +192,42 @@ class ProbeResult:
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The record as plain dicts and lists; equal to ``dataclasses.asdict(self)``, several times faster
+        (it runs once per result on the agent's hot path)."""
+        return _plain_dataclass(self)
 
     def to_json(self) -> str:
         """Compact JSON, keys in declaration order (stable for goldens and diffs)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        return _JSON.encode(self.to_dict())
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _plain_dataclass(obj: Any) -> dict[str, Any]:
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    leaves = _LEAF_TYPES
+    return {
+        name: value if type(value) in leaves else _plain(value) for name in names for value in (getattr(obj, name),)
+    }
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict``'s conversion of one value, without its deep copies of immutable leaves."""
+    cls = type(value)
+    if cls in _LEAF_TYPES:
+        return value
+    if cls is list or cls is tuple:
+        return cls(_plain(v) for v in value)
+    if cls is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _plain_dataclass(value)
+    return copy.deepcopy(value)
 
 
 def _sub(cls: type[Any], data: Any) -> Any:
@@ -215,6 +249,8 @@ def _sub(cls: type[Any], data: Any) -> Any:
         value = data[f.name]
         if f.name == "tls" and value is not None:
             value = _sub(TlsInfo, value)
+        elif f.name == "path" and value is not None:
+            value = _sub(TracerouteResult, value)
         elif (cls, f.name) in nested and isinstance(value, list):
             item_cls = {
                 "answers": DnsRecord,

@@ -447,7 +447,8 @@ async def path_trace(ctx: ProbeContext, ip: str, port: int, enabled: bool = True
             sock = await connect_socket(ip, port)
 
     On leaving the block normally or with an error the trace is awaited (it ends by the run's deadline
-    at the latest), so a failed connect still gets its path; on cancellation it is cancelled too."""
+    at the latest), so a failed connect still gets its path; on cancellation it is cancelled too.
+    The path found is stored in the run's record (``ctx.detail.path``) when the record has that field."""
     if not enabled:
         yield
         return
@@ -458,6 +459,11 @@ async def path_trace(ctx: ProbeContext, ip: str, port: int, enabled: bool = True
         task.cancel()
         raise
     except BaseException:
-        await task
+        _store_path(ctx, await task)
         raise
-    await task
+    _store_path(ctx, await task)
+
+
+def _store_path(ctx: ProbeContext, path: TracerouteResult | None) -> None:
+    if path is not None and hasattr(ctx.detail, "path"):
+        ctx.detail.path = path
