@@ -250,6 +250,4 @@ def test_tcp_check_traces_its_path_in_its_own_trace(chain: tuple[Topology, list[
     # the path is also in the record, with the same hops as the spans
     recorded = record["tcp"]["path"]
     assert recorded["method"] == "tcp"
-    assert [h["address"] for h in recorded["hops"]] == [
-        topo.peer_address(nodes[i - 1], nodes[i]) for i in range(1, 6)
-    ]
+    assert [h["address"] for h in recorded["hops"]] == [topo.peer_address(nodes[i - 1], nodes[i]) for i in range(1, 6)]
