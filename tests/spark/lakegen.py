@@ -112,3 +112,40 @@ def write_lake(lake: str, records: list[dict[str, Any]], *, gz_every: int = 0, n
                 f.write(body)
         written.append(path)
     return written
+
+
+def write_parquet(path: str, records: list[dict[str, Any]]) -> None:
+    """Records as one Parquet file with the contract's top-level scalar columns and the ICMP and
+    traceroute sub-records (the reader fills the other columns with nulls)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    icmp = pa.struct(
+        [("sent", pa.int64()), ("received", pa.int64()), ("rtt_avg_ms", pa.float64()), ("jitter_ms", pa.float64())]
+    )
+    schema = pa.schema(
+        [
+            ("result_id", pa.string()),
+            ("started_at_ms", pa.int64()),
+            ("duration_ms", pa.float64()),
+            ("agent_id", pa.string()),
+            ("pop", pa.string()),
+            ("check_name", pa.string()),
+            ("check_type", pa.string()),
+            ("target", pa.string()),
+            ("success", pa.bool_()),
+            ("error_type", pa.string()),
+            ("phases_ms", pa.map_(pa.string(), pa.float64())),
+            ("icmp", icmp),
+            ("schema_version", pa.int64()),
+        ]
+    )
+    rows = []
+    for r in records:
+        row = {name: r.get(name) for name in schema.names}
+        row["phases_ms"] = list((r.get("phases_ms") or {}).items())
+        if r.get("icmp"):
+            row["icmp"] = {k: r["icmp"].get(k) for k in ("sent", "received", "rtt_avg_ms", "jitter_ms")}
+        rows.append(row)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from netobs_spark.slo import LatencyObjective, SloConfig, SloError, load_slo_config, parse_slo_config, slo_for
 
 VALID = """
@@ -72,7 +71,10 @@ def test_an_empty_file_means_no_slos() -> None:
         ({"slos": [{"check": "a", "availability_percent": True}]}, "slos[0].availability_percent: must be a number"),
         ({"slos": [{"check": "a", "latency": {"threshold_ms": 0, "percent": 99}}]}, "slos[0].latency.threshold_ms"),
         ({"slos": [{"check": "a", "latency": {"threshold_ms": 10}}]}, "slos[0].latency.percent: is required"),
-        ({"slos": [{"check": "a", "latency": {"threshold_ms": 1, "percent": 9, "p": 1}}]}, "slos[0].latency.p: unknown"),
+        (
+            {"slos": [{"check": "a", "latency": {"threshold_ms": 1, "percent": 9, "p": 1}}]},
+            "slos[0].latency.p: unknown",
+        ),
         ({"slos": [{"check": "a", "targets": [], "availability_percent": 99}]}, "slos[0].targets: must be a non-empty"),
         ({"slos": [{"check": "a", "colour": "red", "availability_percent": 9}]}, "slos[0].colour: unknown key"),
         (
