@@ -13,8 +13,10 @@ export GOFLAGS="${GOFLAGS:--p=2}"
 log() { printf '[netobs-stack] %s\n' "$*" >&2; }
 
 # hash_files FILE... -> short sha256 over the files' contents plus extra key material in $HASH_EXTRA.
+# Whole-line comments (#, //, <!-- -->) do not count: editing a comment must not force a rebuild.
 hash_files() {
-    { cat "$@"; printf '%s' "${HASH_EXTRA:-}"; } | sha256sum | cut -c1-16
+    { cat "$@" | grep -Ev '^[[:space:]]*(#|//|<!--)'; printf '%s' "${HASH_EXTRA:-}"; } |
+        sha256sum | cut -c1-16
 }
 
 # with_lock NAME CMD... -> run CMD under an exclusive lock so that parallel callers

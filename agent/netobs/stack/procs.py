@@ -70,6 +70,10 @@ def is_alive(record: PidRecord) -> bool:
     state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else "?"
     if state in {"Z", "X"}:
         return False
+    if not cmdline:
+        # Mid-exec: the new image's arguments are not set up yet (seen with large binaries
+        # being paged in); the pid exists and is not a zombie, so it is ours and alive.
+        return True
     return cmdline.split(b"\0", 1)[0].decode(errors="replace") == record.argv0
 
 
