@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -27,7 +27,7 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     SimpleLogRecordProcessor,
 )
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -82,7 +82,11 @@ class Telemetry:
 
     def __init__(self, resource: Resource, parts: TelemetryParts) -> None:
         self.resource = resource
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=parts.metric_readers)
+        # Results are recorded after their span has ended and outside any span's context, so the default
+        # trace-based exemplar filter would never keep one; switching it off saves work on every measurement.
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=parts.metric_readers, exemplar_filter=AlwaysOffExemplarFilter()
+        )
         self.tracer_provider = TracerProvider(resource=resource)
         for exporter in parts.span_exporters:
             self.tracer_provider.add_span_processor(
@@ -233,8 +237,8 @@ class _Instruments:
             description="Duration of a probe run, from start to result",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
         )
-        self.runs = meter.create_counter(
-            "netobs.probe.runs", unit="{run}", description="Probe runs, by success and error.type"
+        self.runs = _SummedCounter(
+            meter, "netobs.probe.runs", unit="{run}", description="Probe runs, by success and error.type"
         )
         self.phase = meter.create_histogram(
             "netobs.probe.phase.duration",
@@ -248,11 +252,11 @@ class _Instruments:
             description="Round-trip time of every ICMP echo reply (the distribution, smokeping-style)",
             explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
         )
-        self.icmp_sent = meter.create_counter(
-            "netobs.icmp.packets.sent", unit="{packet}", description="ICMP echo requests sent"
+        self.icmp_sent = _SummedCounter(
+            meter, "netobs.icmp.packets.sent", unit="{packet}", description="ICMP echo requests sent"
         )
-        self.icmp_lost = meter.create_counter(
-            "netobs.icmp.packets.lost", unit="{packet}", description="ICMP echo requests left unanswered"
+        self.icmp_lost = _SummedCounter(
+            meter, "netobs.icmp.packets.lost", unit="{packet}", description="ICMP echo requests left unanswered"
         )
         self.icmp_jitter = meter.create_gauge(
             "netobs.icmp.jitter", unit="s", description="Mean absolute RTT difference of consecutive replies"
@@ -300,18 +304,24 @@ class _Instruments:
 
     def record(self, r: ProbeResult, attrs: dict[str, str]) -> None:
         self.duration.record(r.duration_ms / 1000.0, attrs)
+        series = (r.check_name, r.check_type, r.target)
         if r.success:
-            self.runs.add(1, {**attrs, "netobs.probe.success": True})
+            self.runs.add(1, (*series, True), lambda: {**attrs, "netobs.probe.success": True})
         else:
-            self.runs.add(1, {**attrs, "netobs.probe.success": False, "error.type": r.error_type or "_OTHER"})
+            error_type = r.error_type or "_OTHER"
+            self.runs.add(
+                1,
+                (*series, error_type),
+                lambda: {**attrs, "netobs.probe.success": False, "error.type": error_type},
+            )
         for name, ms in r.phases_ms.items():
             self.phase.record(ms / 1000.0, {**attrs, "netobs.phase": name})
         if r.icmp is not None:
             for rtt in r.icmp.rtts_ms:
                 if rtt is not None:
                     self.icmp_rtt.record(rtt / 1000.0, attrs)
-            self.icmp_sent.add(r.icmp.sent, attrs)
-            self.icmp_lost.add(r.icmp.sent - r.icmp.received, attrs)
+            self.icmp_sent.add(r.icmp.sent, series, lambda: attrs)
+            self.icmp_lost.add(r.icmp.sent - r.icmp.received, series, lambda: attrs)
             if r.icmp.jitter_ms is not None:
                 self.icmp_jitter.set(r.icmp.jitter_ms / 1000.0, attrs)
         tls = r.http.tls if r.http is not None else r.tcp.tls if r.tcp is not None else None
@@ -331,6 +341,31 @@ class _Instruments:
             answered = [h for h in tr.hops if h.rtt_ms is not None]
             if answered and answered[-1].rtt_ms is not None:
                 self.last_hop_rtt.record(answered[-1].rtt_ms / 1000.0, attrs)
+
+
+class _SummedCounter:
+    """A monotonic counter summed here and reported through an observable counter when metrics are
+    collected: the same cumulative sum per attribute set as a synchronous counter, for a dict update per
+    ``add`` instead of the SDK's measurement path (the agent adds several per result, thousands per second).
+    ``add`` runs on the event loop; the callback on the exporter's thread reads a snapshot."""
+
+    def __init__(self, meter: metrics.Meter, name: str, unit: str, description: str) -> None:
+        self._sums: dict[tuple[Any, ...], list[Any]] = {}  # series key -> [attributes, sum]
+        meter.create_observable_counter(name, callbacks=[self._observe], unit=unit, description=description)
+
+    def add(self, amount: int, key: tuple[Any, ...], attributes: Callable[[], dict[str, Any]]) -> None:
+        """Add ``amount`` (>= 0) to the series ``key``; ``attributes`` builds its attributes, called only
+        the first time the series is seen."""
+        if amount < 0:
+            return
+        entry = self._sums.get(key)
+        if entry is None:
+            self._sums[key] = [attributes(), amount]
+        else:
+            entry[1] += amount
+
+    def _observe(self, options: metrics.CallbackOptions) -> list[metrics.Observation]:
+        return [metrics.Observation(total, attrs) for attrs, total in list(self._sums.values())]
 
 
 def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:

@@ -1,0 +1,45 @@
+"""The agent benchmark still runs and prints its figures (a few seconds, a handful of targets).
+
+Not a performance test: it only keeps ``bench/bench_agent.py`` from rotting. It runs the real agent in a
+child process, the OTLP sink, the TCP target server, nginx and prometheus-blackbox-exporter on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_agent.py"
+
+
+@pytest.mark.real
+def test_bench_agent_runs_and_prints_its_figures() -> None:
+    flags = "--targets 8 --duration-s 1.5 --warmup-s 1 --interval-s 0.5 --types icmp,tcp,http --ping-sample 2"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), *flags.split(), "--loop", "asyncio", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for heading in ("== icmp ==", "== tcp ==", "== http ==", "blackbox/agent CPU per probe", "goals:"):
+        assert heading in out, out
+    rows = {row["type"]: row for row in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+    assert set(rows) == {"icmp", "tcp", "http"}
+    for kind, row in rows.items():
+        # 8 targets every 0.5 s: about 16 probes/s from each side, all of them successful.
+        assert 8 <= row["agent_probes_per_s"] <= 24, (kind, row)
+        assert row["agent_success_ratio"] == 1.0, (kind, row)
+        assert row["agent_cpu_us_per_probe"] > 0, (kind, row)
+        assert row["lateness_p99_ms"] >= row["lateness_p50_ms"] >= 0, (kind, row)
+        assert 8 <= row["blackbox_probes_per_s"] <= 24, (kind, row)
+        assert row["blackbox_success_ratio"] == 1.0, (kind, row)
+        assert row["cpu_ratio_blackbox_over_agent"] > 0, (kind, row)
+    assert rows["icmp"]["rtt_vs_ping_addresses"] == 2
+    assert abs(rows["icmp"]["rtt_vs_ping_median_diff_ms"]) < 2.0
