@@ -431,6 +431,14 @@ KINDS = ("metric_points", "spans", "log_records")
 KAFKA = 'exporter=~"kafka.*"'
 
 
+def _failures_or_zero(items: str, *extra: str) -> str:
+    """Send failures per exporter, 0 for exporters that send without failing (the collector creates its
+    failure counters only at the first failure, so a healthy exporter would otherwise show no data)."""
+    failed = f"sum by (exporter) (rate({_otelcol('exporter_send_failed_' + items, *extra)}[$__rate_interval]))"
+    sent = f"sum by (exporter) (rate({_otelcol('exporter_sent_' + items, *extra)}[$__rate_interval]))"
+    return f"{failed} or 0 * {sent}"
+
+
 def _otelcol(name_regex: str, *extra: str) -> str:
     """A selector of a collector self-metric; its Prometheus endpoint names counters without _total."""
     return "{" + ",".join([f'__name__=~"otelcol_{name_regex}(_total)?"', *extra]) + "}"
@@ -506,18 +514,18 @@ def agent_health() -> dashboard.Dashboard:
     board = board.with_panel(
         series(
             "Export errors",
-            "Items the collector refused from agents (receiver) or failed to send on (exporters). Non-zero "
-            "exporter failures mean data waits in the on-disk queues.",
+            "Items the collector refused from agents (receiver: memory limiter) or failed to send on (exporters). "
+            "Non-zero exporter failures mean data waits in the on-disk queues.",
             "ops",
             *(
                 query(
-                    f"sum(rate({_otelcol('receiver_(refused|failed)_' + kind)}[$__rate_interval]))",
-                    legend=f"refused/failed {kind}",
+                    f"sum by (receiver) (rate({_otelcol('receiver_refused_' + kind)}[$__rate_interval]))",
+                    legend=f"refused {kind}: {{{{receiver}}}}",
                 )
                 for kind in KINDS
             ),
             query(
-                f"sum by (exporter) (rate({_otelcol('exporter_send_failed_' + ITEMS)}[$__rate_interval]))",
+                _failures_or_zero(ITEMS),
                 legend="send failed: {{exporter}}",
             ),
         )
@@ -553,7 +561,7 @@ def pipeline_health() -> dashboard.Dashboard:
                 legend="sent {{exporter}}",
             ),
             query(
-                f"sum by (exporter) (rate({_otelcol('exporter_send_failed_log_records', KAFKA)}[$__rate_interval]))",
+                _failures_or_zero("log_records", KAFKA),
                 legend="failed {{exporter}}",
             ),
         )

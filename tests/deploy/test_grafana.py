@@ -98,14 +98,11 @@ def _all_queries() -> list[PanelQuery]:
     return [pq for board in _rendered().values() for pq in panel_queries(board)]
 
 
-def traces_to_metrics_queries() -> list[str]:
-    """The Jaeger datasource's span -> metrics queries, with $__tags expanded as Grafana does."""
+def traces_to_metrics_queries(tags: str = 'check="web",target="https://example.test/"') -> list[str]:
+    """The Jaeger datasource's span -> metrics queries, with $__tags expanded (as Grafana does) to ``tags``."""
     doc = yaml.safe_load((PROVISIONING / "datasources" / "netobs.yaml").read_text())
     jaeger = next(d for d in doc["datasources"] if d["uid"] == names.JAEGER_UID)
-    return [
-        q["query"].replace("$$__tags", f'{names.CHECK}="web",{names.TARGET}="https://example.test/"')
-        for q in jaeger["jsonData"]["tracesToMetrics"]["queries"]
-    ]
+    return [q["query"].replace("$$__tags", tags) for q in jaeger["jsonData"]["tracesToMetrics"]["queries"]]
 
 
 @pytest.mark.real
