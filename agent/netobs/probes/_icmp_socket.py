@@ -52,6 +52,7 @@ SOL_IP = 0
 SOL_IPV6 = 41
 SO_TIMESTAMP = 29
 SO_TIMESTAMPNS = 35
+SO_RCVBUFFORCE = 33
 IP_TTL = 2
 IP_MTU_DISCOVER = 10
 IP_RECVERR = 11
@@ -82,7 +83,7 @@ KIND_RAW = "raw"
 
 RECV_BYTES = 256  # enough for an error quoting IP + ICMP headers; echo payloads are truncated away
 ANC_BYTES = 256
-RCVBUF_BYTES = 1 << 20
+RCVBUF_BYTES = 4 << 20
 MAX_READS_PER_WAKEUP = 512
 # A kernel RTT may exceed the user-space one only by clock granularity; beyond this it is a clock step.
 PLAUSIBLE_SLACK_NS = 2_000_000
@@ -545,8 +546,14 @@ class EchoSocketPool:
         try:
             sock.setblocking(False)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            with contextlib.suppress(OSError):  # best effort: capped by net.core.rmem_max
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
+            # Thousands of runs share this socket, and a raw one also receives every echo request the
+            # host sends: a small buffer overflows while the loop is busy, and replies are lost. Root may
+            # go past net.core.rmem_max (SO_RCVBUFFORCE); others get what the cap allows.
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF_BYTES)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
             if v4:
                 sock.setsockopt(SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO if df else IP_PMTUDISC_DONT)
                 if ttl is not None:
