@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from netobs.stack.stack import Stack
-from netobs.stack.topics import RESULTS
+from netobs.stack.topics import RESULTS, TOPICS
 from tests.e2e.backends import TopicReader, jaeger_trace, promql, result_ids, wait_for
 from tests.e2e.emitter import BUCKETS_S, Emitter
 
@@ -113,3 +113,18 @@ def test_collector_reports_its_own_metrics_to_prometheus(stack: Stack) -> None:
     assert up[0]["metric"]["instance"] == f"127.0.0.1:{stack.layout.ports.otelcol_metrics}"
     own = promql(stack.layout.ports, 'count({job="otelcol", __name__=~"otelcol_.+"})')
     assert own and float(own[0]["value"][1]) > 5, "collector self-metrics missing"
+
+
+def test_stack_created_the_topics_with_retention(stack: Stack) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{stack.layout.ports.kafka}"})
+    metadata = admin.list_topics(timeout=30)
+    for topic in TOPICS:
+        assert topic.name in metadata.topics, sorted(metadata.topics)
+        assert len(metadata.topics[topic.name].partitions) == topic.partitions
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, t.name) for t in TOPICS]
+    for resource, future in admin.describe_configs(resources).items():
+        configs = future.result(timeout=30)
+        wanted = next(t for t in TOPICS if t.name == resource.name)
+        assert int(configs["retention.ms"].value) == wanted.retention_ms
