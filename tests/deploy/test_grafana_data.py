@@ -19,6 +19,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -87,6 +88,14 @@ def _agent_config(bed: Bed, otlp_port: int, closed_port: int) -> dict[str, objec
     }  # fmt: skip
 
 
+def _wait_for_log(path: Path, text: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text(errors="replace"):
+        assert proc.poll() is None, f"agent exited: {path.read_text(errors='replace')[-2000:]}"
+        assert time.monotonic() < deadline, f"no {text!r} in {path} after {timeout_s:g} s"
+        time.sleep(0.2)
+
+
 class Fed:
     """The running pipeline and the last answer to every query."""
 
@@ -126,8 +135,10 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
                     stderr=log,
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 )
-            time.sleep(3)
-            agent.send_signal(signal.SIGHUP)  # one config reload, for the agent-health reload panel
+            # One config reload, for the agent-health reload panel; the handler is in place once the agent
+            # has logged its schedule.
+            _wait_for_log(state / "agent.log", "jobs scheduled", agent, timeout_s=60.0)
+            agent.send_signal(signal.SIGHUP)
             fed = Fed(f"http://127.0.0.1:{layout.ports.prometheus}")
             start = time.monotonic()
             missing = fed.poll()
