@@ -197,12 +197,8 @@ class DnsCheck(CheckBase):
 
 
 class HttpExpect(_Strict):
-    status_codes: list[int] = Field(
-        default_factory=list, description="accepted status codes (default: any 2xx)"
-    )
-    headers_match: dict[str, str] = Field(
-        default_factory=dict, description="header name -> regex its value must match"
-    )
+    status_codes: list[int] = Field(default_factory=list, description="accepted status codes (default: any 2xx)")
+    headers_match: dict[str, str] = Field(default_factory=dict, description="header name -> regex its value must match")
     body_match: list[str] = Field(default_factory=list, description="regexes the body must match")
     body_not_match: list[str] = Field(default_factory=list, description="regexes the body must not match")
 
@@ -383,9 +379,7 @@ def _cross_checks(cfg: AgentConfig) -> list[tuple[tuple[int | str, ...], str]]:
     seen: dict[str, int] = {}
     for i, check in enumerate(cfg.checks):
         if check.name in seen:
-            problems.append(
-                (("checks", i, "name"), f"duplicate check name (also checks[{seen[check.name]}])")
-            )
+            problems.append((("checks", i, "name"), f"duplicate check name (also checks[{seen[check.name]}])"))
         seen.setdefault(check.name, i)
         if check.timeout_s >= check.interval_s:
             problems.append((("checks", i, "timeout_s"), f"must be < interval_s ({check.interval_s:g})"))
@@ -395,8 +389,7 @@ def _cross_checks(cfg: AgentConfig) -> list[tuple[tuple[int | str, ...], str]]:
                 problems.append(
                     (
                         ("checks", i, "packet_interval_ms"),
-                        f"count x packet_interval_ms ({spread_s:g} s) must fit in timeout_s "
-                        f"({check.timeout_s:g})",
+                        f"count x packet_interval_ms ({spread_s:g} s) must fit in timeout_s ({check.timeout_s:g})",
                     )
                 )
         if isinstance(check, TcpCheck):
@@ -420,9 +413,7 @@ def _cross_checks(cfg: AgentConfig) -> list[tuple[tuple[int | str, ...], str]]:
             if not host:
                 problems.append((("checks", i, "server"), "must be ip or ip:port"))
         if isinstance(check, DnsCheck) and check.dnssec.validate_locally and not check.dnssec.trust_anchor:
-            problems.append(
-                (("checks", i, "dnssec", "trust_anchor"), "required when validate_locally is true")
-            )
+            problems.append((("checks", i, "dnssec", "trust_anchor"), "required when validate_locally is true"))
     return problems
 
 
@@ -484,9 +475,7 @@ def parse_config(text: str, source: str = "<config>") -> AgentConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            source, ["(top level): must be a mapping with keys agent_id, pop, exporter, checks"]
-        )
+        raise ConfigError(source, ["(top level): must be a mapping with keys agent_id, pop, exporter, checks"])
     try:
         cfg = _ADAPTER.validate_python(data)
     except ValidationError as exc:
