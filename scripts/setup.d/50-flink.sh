@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The PyFlink job's virtualenv and connector jars, both cached under $NETOBS_CACHE:
 #   venv: $NETOBS_CACHE/venv/flink-<hash of pipelines/flink/requirements.txt + python version>
-#   jars: $NETOBS_CACHE/flink-jars/<hash of pipelines/flink/pom.xml>/*.jar  (Maven Central, via mvn)
+#   jars: $NETOBS_CACHE/flink-jars/<hash of pom.xml + java/>/*.jar  (Maven Central via mvn, plus
+#         netobs-flink.jar: the job's two small Java helpers compiled with javac against flink-dist)
 # With --print it then prints FLINK_VENV=... and FLINK_JARS=... on stdout (what `netobs flink` reads);
 # progress goes to stderr.
 source "$(dirname "$0")/../lib.sh"
@@ -9,7 +10,8 @@ source "$(dirname "$0")/../lib.sh"
 REQ="$NETOBS_ROOT/pipelines/flink/requirements.txt"
 POM="$NETOBS_ROOT/pipelines/flink/pom.xml"
 venv_key="$( (cat "$REQ"; python3 --version) | sha256sum | cut -c1-16)"
-jar_key="$(sha256sum <"$POM" | cut -c1-16)"
+JAVA_SRC="$NETOBS_ROOT/pipelines/flink/java"
+jar_key="$(cat "$POM" "$JAVA_SRC"/io/netobs/flink/*.java | sha256sum | cut -c1-16)"
 FLINK_VENV="$NETOBS_CACHE/venv/flink-$venv_key"
 JAR_DIR="$NETOBS_CACHE/flink-jars/$jar_key"
 mkdir -p "$NETOBS_CACHE/locks"
@@ -33,6 +35,12 @@ fetch_jars() {
     rm -rf "$work"; mkdir -p "$work"
     mvn -B -q -f "$POM" dependency:copy-dependencies -DoutputDirectory="$work" -DincludeScope=runtime \
         >"$work.log" 2>&1 || { log "jar fetch failed; log: $work.log"; tail -30 "$work.log" >&2; exit 1; }
+    local flink_lib
+    flink_lib="$(echo "$FLINK_VENV"/lib/python3*/site-packages/pyflink/lib)"
+    mkdir -p "$work.classes"
+    javac -nowarn -d "$work.classes" -cp "$flink_lib/*" "$JAVA_SRC"/io/netobs/flink/*.java
+    jar cf "$work/netobs-flink.jar" -C "$work.classes" .
+    rm -rf "$work.classes"
     touch "$work/.complete"
     rm -rf "$JAR_DIR"; mv "$work" "$JAR_DIR"
     log "Flink jars fetched in $((SECONDS - start)) s: $JAR_DIR"

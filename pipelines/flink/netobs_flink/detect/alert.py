@@ -34,7 +34,7 @@ ALERT_NAMES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AlertEvent:
     """One lifecycle transition of one alert.
 

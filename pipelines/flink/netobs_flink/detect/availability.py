@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AvailabilityConfig:
     down_after: int = 2
     up_after: int = 2
@@ -39,7 +39,7 @@ class AvailabilityConfig:
             raise ValueError("down_after, up_after >= 1; min_pops, min_targets >= 2")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Change:
     """One series went down (``down=True``) or came back up, at event time ``at_ms``."""
 
@@ -52,7 +52,7 @@ class Change:
     trace_id: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class SeriesAvailability:
     """Consecutive-result state for one series; ``observe`` returns a :class:`Change` when it flips."""
 
@@ -88,14 +88,14 @@ class SeriesAvailability:
         return (self.pop, self.check, self.target, self.last_ms)
 
 
-@dataclass(slots=True)
+@dataclass
 class _Down:
     since_ms: int
     error_type: str | None
     trace_id: str | None
 
 
-@dataclass(slots=True)
+@dataclass
 class CorrelatorState:
     seen: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (check, target) -> pop -> last ms
     down: dict[tuple[str, str, str], _Down] = field(default_factory=dict)  # (pop, check, target) -> since

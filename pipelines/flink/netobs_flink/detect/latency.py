@@ -37,7 +37,7 @@ from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent
 from netobs_flink.detect.robust import MEAN_ABS_TO_SIGMA, Gate, clip, decay_weight, median
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LatencyConfig:
     """Tuning of :class:`LatencyDetector` (the defaults are what ``netobs detect replay`` uses)."""
 
@@ -74,13 +74,13 @@ class LatencyConfig:
             raise ValueError("season_s must be >= 0 and buckets >= 4 when seasonal")
 
 
-@dataclass(slots=True)
+@dataclass
 class _Seasonal:
     levels: list[float]
     weights: list[float]  # accumulated weight per bucket (0 = never seen)
 
 
-@dataclass(slots=True)
+@dataclass
 class _Track:
     """What one model (non-seasonal or seasonal) remembers about its own residuals."""
 
@@ -95,7 +95,7 @@ class _Track:
     count: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class LatencyState:
     """Everything the detector remembers for one series (picklable; Flink keeps it in keyed state)."""
 
@@ -113,7 +113,7 @@ class LatencyState:
     down_since_ms: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Reading:
     at_ms: int
     expected: float
@@ -122,7 +122,7 @@ class _Reading:
     trace_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Verdict:
     """What the detector concluded about one sample (for replay output, tests and debugging)."""
 
@@ -150,10 +150,8 @@ class LatencyDetector:
         self.config = config or LatencyConfig()
         self.labels = dict(labels or {})
         self.state = state or LatencyState()
-        if state is None:
-            c = self.config
-            self.state.up = Gate(fire_count=c.fire_count, resolve_count=c.resolve_count)
-            self.state.down = Gate(fire_count=c.fire_count, resolve_count=c.resolve_count)
+        for gate in (self.state.up, self.state.down):  # the counts are configuration, not memory
+            gate.fire_count, gate.resolve_count = self.config.fire_count, self.config.resolve_count
         self.last_verdict: Verdict | None = None
 
     # -- the seasonal profile -------------------------------------------------------------------

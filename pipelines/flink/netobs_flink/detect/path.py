@@ -18,7 +18,7 @@ from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent
 from netobs_flink.detect.robust import decay_weight
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PathConfig:
     half_life_s: float = 6 * 3600.0
     dominant_share: float = 0.6
@@ -30,7 +30,7 @@ class PathConfig:
     max_paths: int = 8
 
 
-@dataclass(slots=True)
+@dataclass
 class PathState:
     weights: dict[str, float] = field(default_factory=dict)
     rtt_ms: dict[str, float] = field(default_factory=dict)

@@ -17,7 +17,7 @@ from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent
 from netobs_flink.detect.robust import decay_weight
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RateConfig:
     kind: str = "error_rate"  # or "packet_loss"
     window_s: float = 600.0
@@ -35,7 +35,7 @@ class RateConfig:
             raise ValueError("min_rate must be in (0, 1], window_s > 0, min_samples >= 1")
 
 
-@dataclass(slots=True)
+@dataclass
 class RateState:
     window: list[tuple[int, float]] = field(default_factory=list)
     baseline: float = 0.0

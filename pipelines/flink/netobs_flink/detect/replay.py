@@ -21,7 +21,7 @@ class ReplayError(ValueError):
     """The CSV cannot be replayed; the message names the file, row and column."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReplayAlert:
     """One alert over its whole life (``resolved_at_ms`` is None when it still fires at the end)."""
 

@@ -36,7 +36,7 @@ def clip(value: float, low: float, high: float) -> float:
     return low if value < low else high if value > high else value
 
 
-@dataclass(slots=True)
+@dataclass
 class Gate:
     """Sustain and hysteresis for one boolean condition, in event time.
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TlsConfig:
     warning_days: float = 14.0
     critical_days: float = 3.0
@@ -24,7 +24,7 @@ class TlsConfig:
             raise ValueError("need 0 <= critical_days < warning_days")
 
 
-@dataclass(slots=True)
+@dataclass
 class TlsState:
     severity: str | None = None
     since_ms: int = 0

@@ -1,0 +1,462 @@
+"""The streaming job (PyFlink DataStream + Table API): detect, alert, dead-letter, archive.
+
+    python -m netobs_flink.job --bootstrap-servers 127.0.0.1:9092 --alertmanager-url http://127.0.0.1:9093 \\
+        --lake /data/lake --checkpoint-dir /data/checkpoints
+
+Only import this inside the Flink virtualenv. Dataflow (per-record work stays in the JVM):
+
+    Kafka netobs.results ─┬─ SQL json source ─ valid ─ TUMBLE(window_s) per series ─┐ (JVM)
+                          │                                                         ▼
+                          │                        Python: series detectors (keyed state) ──┬─ alerts
+                          │                                     │ up/down changes           │
+                          │                        Python: cross-POP correlator (one key) ──┤
+                          │                                                                  ▼
+                          │                        Kafka netobs.alerts (exactly-once)  +  Alertmanager
+                          │                        (POST /api/v2/alerts, re-sent while firing)
+                          └─ SQL raw source ─┬─ invalid ─ Kafka netobs.deadletter (exactly-once)
+                                             └─ valid ─ dedup result_id ─ FileSink
+                                                <lake>/date=YYYY-MM-DD/hour=HH/part-*.jsonl (on checkpoints)
+
+Event time is ``started_at_ms``; the watermark trails the largest one by ``--allowed-lateness-s`` and idle
+partitions stop holding it back after ``--idle-timeout-s``. A restart with ``--restore auto`` resumes
+from the newest retained checkpoint: Kafka offsets, detector state and open alerts come back together,
+and the transactional Kafka sinks neither lose nor repeat what the checkpoint covered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pyflink.common import Configuration, Row, Types
+from pyflink.common.serialization import Encoder, SimpleStringSchema
+from pyflink.datastream import (
+    DataStream,
+    KeyedProcessFunction,
+    OutputTag,
+    RuntimeContext,
+    StreamExecutionEnvironment,
+)
+from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
+from pyflink.datastream.connectors.kafka import DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink
+from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.java_gateway import get_gateway
+from pyflink.table import StreamTableEnvironment
+
+from netobs_flink.alertmanager import AlertmanagerClient, AlertmanagerError
+from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent, event_from_dict
+from netobs_flink.detect.availability import Change, Correlator, CorrelatorState
+from netobs_flink.detect.latency import LatencyConfig
+from netobs_flink.record import source_columns_sql, valid_sql
+from netobs_flink.series import (
+    PHASES,
+    DetectorConfigs,
+    Heartbeat,
+    SeriesState,
+    WindowSummary,
+    configs_from_dict,
+    configs_to_dict,
+    process_window,
+)
+
+log = logging.getLogger("netobs_flink.job")
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    bootstrap_servers: str
+    results_topic: str = "netobs.results"
+    alerts_topic: str = "netobs.alerts"
+    deadletter_topic: str = "netobs.deadletter"
+    group_id: str = "netobs-flink"
+    alertmanager_url: str = ""
+    jaeger_url: str = ""
+    lake: str = ""
+    checkpoint_dir: str = ""
+    checkpoint_interval_s: float = 10.0
+    restore: str = "auto"  # auto | none | <checkpoint path>
+    parallelism: int = 2
+    window_s: int = 1
+    allowed_lateness_s: float = 2.0
+    idle_timeout_s: float = 5.0
+    resend_interval_s: float = 60.0
+    dedup_ttl_s: float = 3 * 3600.0
+    detectors: DetectorConfigs = field(default_factory=DetectorConfigs)
+    job_name: str = "netobs-detect"
+
+
+# -- Python functions (they run in the Python workers) ---------------------------------------------
+
+
+def _summary(row: Row) -> WindowSummary:
+    phases = {p: float(v) for p in PHASES if (v := row[f"{p}_ms"]) is not None}
+    return WindowSummary(
+        agent_id=row["agent_id"],
+        pop=row["pop"] or "",
+        check_name=row["check_name"],
+        check_type=row["check_type"] or "",
+        target=row["target"],
+        first_ms=int(row["first_ms"]),
+        last_ms=int(row["last_ms"]),
+        count=int(row["n"]),
+        failures=int(row["failures"]),
+        last_success=bool(row["last_success"]),
+        total_ms=None if row["total_ms"] is None else float(row["total_ms"]),
+        phases_ms=phases,
+        loss_ratio=None if row["loss_ratio"] is None else float(row["loss_ratio"]),
+        path_hash=row["path_hash"],
+        path_rtt_ms=None if row["path_rtt_ms"] is None else float(row["path_rtt_ms"]),
+        cert_expiry_days=None if row["cert_expiry_days"] is None else float(row["cert_expiry_days"]),
+        cert_subject=row["cert_subject"],
+        error_type=row["error_type"],
+        trace_id=row["trace_id"],
+        failed_trace_id=row["failed_trace_id"],
+    )
+
+
+CORRELATE = OutputTag("correlate", Types.PICKLED_BYTE_ARRAY())
+
+
+class SeriesFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by series; runs :func:`netobs_flink.series.process_window` on each window summary."""
+
+    def __init__(self, configs: DetectorConfigs) -> None:
+        self.config_data = configs_to_dict(configs)  # plain data crosses to the workers
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.configs = configs_from_dict(self.config_data)
+        self.state = runtime_context.get_state(ValueStateDescriptor("series", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
+        state = self.state.value() or SeriesState()
+        alerts, outputs = process_window(state, _summary(value), self.configs)
+        self.state.update(state)
+        for alert in alerts:
+            yield alert.to_json()
+        for item in outputs:
+            yield CORRELATE, item
+
+
+class CorrelatorFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """One key: the cross-POP view (target outage / POP issue / local failure)."""
+
+    def __init__(self, configs: DetectorConfigs) -> None:
+        self.config_data = configs_to_dict(configs)
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.configs = configs_from_dict(self.config_data)
+        self.state = runtime_context.get_state(ValueStateDescriptor("correlator", Types.PICKLED_BYTE_ARRAY()))
+
+    def process_element(self, value: Change | Heartbeat, ctx: KeyedProcessFunction.Context) -> Iterable[str]:
+        correlator = Correlator(self.configs.availability, self.state.value() or CorrelatorState())
+        events: list[AlertEvent] = []
+        if isinstance(value, Heartbeat):
+            correlator.seen(value.pop, value.check, value.target, value.at_ms)
+        else:
+            events = correlator.apply(value)
+        self.state.update(correlator.state)
+        for event in events:
+            yield event.to_json()
+
+
+class AlertmanagerFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by fingerprint: posts each transition, re-sends a firing alert every ``resend_interval_s``.
+
+    A post that fails is retried on the next timer; Alertmanager deduplicates on the label set, so a
+    re-post after a restart is harmless.
+    """
+
+    def __init__(self, url: str, resend_interval_s: float, generator_url: str) -> None:
+        self.url = url
+        self.resend_interval_s = resend_interval_s
+        self.generator_url = generator_url
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.pending = runtime_context.get_state(ValueStateDescriptor("alert", Types.STRING()))
+        self.client = AlertmanagerClient(
+            self.url, resend_ttl_s=3 * self.resend_interval_s, generator_url=self.generator_url
+        )
+
+    def _send(self, text: str) -> bool:
+        event = event_from_dict(json.loads(text))
+        try:
+            self.client.send([event], now_ms=int(time.time() * 1000))
+        except AlertmanagerError as exc:
+            log.warning("alertmanager: %s (will retry)", exc)
+            return False
+        return True
+
+    def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterable[str]:
+        ok = self._send(value)
+        status = json.loads(value)["status"]
+        now = ctx.timer_service().current_processing_time()
+        if status == FIRING or not ok:
+            self.pending.update(value)
+            retry_s = self.resend_interval_s if ok else min(5.0, self.resend_interval_s)
+            ctx.timer_service().register_processing_time_timer(now + int(retry_s * 1000))
+        else:
+            self.pending.clear()
+        return []
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[str]:
+        text = self.pending.value()
+        if text is None:
+            return []
+        ok = self._send(text)
+        if json.loads(text)["status"] == RESOLVED and ok:
+            self.pending.clear()
+            return []
+        retry_s = self.resend_interval_s if ok else min(5.0, self.resend_interval_s)
+        ctx.timer_service().register_processing_time_timer(timestamp + int(retry_s * 1000))
+        return []
+
+
+# -- the job graph ----------------------------------------------------------------------------------
+
+
+def _kafka_options(cfg: JobConfig, group_suffix: str) -> str:
+    return (
+        f"'connector' = 'kafka', 'topic' = '{cfg.results_topic}', "
+        f"'properties.bootstrap.servers' = '{cfg.bootstrap_servers}', "
+        f"'properties.group.id' = '{cfg.group_id}-{group_suffix}', "
+        "'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest'"
+    )
+
+
+def window_sql(cfg: JobConfig) -> str:
+    """The JVM pre-aggregation: one row per (series, tumbling window)."""
+    phase_cols = ",\n  ".join(f"AVG(CASE WHEN `success` THEN `phases_ms`['{p}'] END) AS `{p}_ms`" for p in PHASES)
+    return f"""
+SELECT `agent_id`, `pop`, `check_name`, `check_type`, `target`,
+  MIN(`started_at_ms`) AS `first_ms`, MAX(`started_at_ms`) AS `last_ms`,
+  COUNT(*) AS `n`, SUM(CASE WHEN `success` THEN 0 ELSE 1 END) AS `failures`,
+  LAST_VALUE(`success`) AS `last_success`,
+  AVG(CASE WHEN `success` THEN `duration_ms` END) AS `total_ms`,
+  {phase_cols},
+  AVG(`icmp`.`loss_ratio`) AS `loss_ratio`,
+  LAST_VALUE(`traceroute`.`path_hash`) AS `path_hash`,
+  LAST_VALUE(`traceroute`.`hops`[CARDINALITY(`traceroute`.`hops`)].`rtt_ms`) AS `path_rtt_ms`,
+  MIN(COALESCE(`http`.`tls`.`cert_expiry_days`, `tcp`.`tls`.`cert_expiry_days`)) AS `cert_expiry_days`,
+  LAST_VALUE(COALESCE(`http`.`tls`.`cert_subject`, `tcp`.`tls`.`cert_subject`)) AS `cert_subject`,
+  LAST_VALUE(`error_type`) AS `error_type`,
+  LAST_VALUE(`trace_id`) AS `trace_id`,
+  LAST_VALUE(CASE WHEN NOT `success` THEN `trace_id` END) AS `failed_trace_id`
+FROM TABLE(TUMBLE(TABLE `results_valid`, DESCRIPTOR(`ts`), INTERVAL '{cfg.window_s}' SECOND))
+GROUP BY `agent_id`, `pop`, `check_name`, `check_type`, `target`, `window_start`, `window_end`
+"""
+
+
+def latest_checkpoint(checkpoint_dir: str) -> str | None:
+    """The newest completed checkpoint (``chk-N`` with a ``_metadata`` file) under ``checkpoint_dir``."""
+    root = Path(checkpoint_dir.removeprefix("file://"))
+    found = sorted(
+        (p for p in root.glob("*/chk-*") if (p / "_metadata").is_file()),
+        key=lambda p: p.stat().st_mtime,
+    )
+    return str(found[-1]) if found else None
+
+
+def build(cfg: JobConfig, jars: Sequence[str]) -> tuple[StreamExecutionEnvironment, Any]:
+    """Build the whole graph; returns (env, statement set); ``env.execute`` runs it."""
+    conf = Configuration()
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("pipeline.name", cfg.job_name)
+    conf.set_string("table.local-time-zone", "UTC")
+    conf.set_string("table.exec.source.idle-timeout", f"{int(cfg.idle_timeout_s * 1000)} ms")
+    conf.set_string("python.fn-execution.bundle.time", "200")
+    if cfg.checkpoint_dir:
+        conf.set_string("execution.checkpointing.interval", f"{int(cfg.checkpoint_interval_s * 1000)} ms")
+        conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
+        conf.set_string("execution.checkpointing.dir", _uri(cfg.checkpoint_dir))
+        conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+        conf.set_string("execution.checkpointing.num-retained", "3")
+        restore = latest_checkpoint(cfg.checkpoint_dir) if cfg.restore == "auto" else None
+        if cfg.restore not in ("auto", "none"):
+            restore = cfg.restore
+        if restore:
+            log.info("restoring from %s", restore)
+            conf.set_string("execution.state-recovery.path", restore)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    env.set_parallelism(cfg.parallelism)
+    env.add_jars(*(_uri(j) for j in jars))
+    env.add_python_file(str(PACKAGE_DIR))
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("table.exec.state.ttl", f"{int(cfg.dedup_ttl_s * 1000)} ms")
+
+    lateness_ms = int(cfg.allowed_lateness_s * 1000)
+    t_env.execute_sql(f"""
+CREATE TEMPORARY TABLE `results_json` (
+  {source_columns_sql()},
+  `ts` AS TO_TIMESTAMP_LTZ(COALESCE(`started_at_ms`, 0), 3),
+  WATERMARK FOR `ts` AS `ts` - INTERVAL '{lateness_ms / 1000:.3f}' SECOND
+) WITH ({_kafka_options(cfg, "detect")}, 'format' = 'json',
+  'json.ignore-parse-errors' = 'true', 'json.fail-on-missing-field' = 'false')""")
+    t_env.execute_sql("""
+CREATE TEMPORARY VIEW `results_valid` AS SELECT * FROM `results_json`
+WHERE `result_id` IS NOT NULL AND `started_at_ms` IS NOT NULL AND `agent_id` IS NOT NULL
+  AND `check_name` IS NOT NULL AND `target` IS NOT NULL AND `success` IS NOT NULL""")
+    t_env.execute_sql(f"""
+CREATE TEMPORARY TABLE `results_raw` (`raw` STRING, `proc` AS PROCTIME())
+WITH ({_kafka_options(cfg, "raw")}, 'format' = 'raw')""")
+    t_env.execute_sql(f"""
+CREATE TEMPORARY TABLE `deadletter` (`raw` STRING) WITH (
+  'connector' = 'kafka', 'topic' = '{cfg.deadletter_topic}',
+  'properties.bootstrap.servers' = '{cfg.bootstrap_servers}', 'format' = 'raw',
+  'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{cfg.group_id}-deadletter',
+  'properties.transaction.timeout.ms' = '600000')""")
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(f"INSERT INTO `deadletter` SELECT `raw` FROM `results_raw` WHERE NOT {valid_sql()}")
+
+    # Detection: JVM windows -> Python per series -> Python correlator.
+    windows = t_env.to_data_stream(t_env.sql_query(window_sql(cfg)))
+    series = windows.key_by(
+        lambda r: f"{r['agent_id']}|{r['check_name']}|{r['target']}", key_type=Types.STRING()
+    ).process(SeriesFunction(cfg.detectors), output_type=Types.STRING())
+    series = series.name("series detectors").uid("series-detectors")
+    correlated = (
+        series.get_side_output(CORRELATE)
+        .key_by(lambda _: 0, key_type=Types.INT())
+        .process(CorrelatorFunction(cfg.detectors), output_type=Types.STRING())
+        .name("cross-POP correlator")
+        .uid("correlator")
+    )
+    alerts: DataStream = series.union(correlated)
+    alerts.sink_to(_kafka_sink(cfg, cfg.alerts_topic, "alerts")).name("alerts to Kafka").uid("alerts-kafka")
+    if cfg.alertmanager_url:
+        alerts.key_by(lambda s: json.loads(s)["fingerprint"], key_type=Types.STRING()).process(
+            AlertmanagerFunction(cfg.alertmanager_url, cfg.resend_interval_s, cfg.jaeger_url),
+            output_type=Types.STRING(),
+        ).name("alertmanager").uid("alertmanager")
+
+    if cfg.lake:
+        archive = t_env.sql_query(f"""
+SELECT `raw` FROM (
+  SELECT `raw`, ROW_NUMBER() OVER (PARTITION BY `rid` ORDER BY `proc`) AS `rn`
+  FROM (SELECT `raw`, `proc`, JSON_VALUE(`raw`, '$.result_id') AS `rid` FROM `results_raw` WHERE {valid_sql()})
+) WHERE `rn` = 1""")
+        rows = t_env.to_data_stream(archive)
+        jvm = get_gateway().jvm
+        loader = jvm.Thread.currentThread().getContextClassLoader()
+        row_field = loader.loadClass("io.netobs.flink.RowField").newInstance()
+        assigner = loader.loadClass("io.netobs.flink.EventTimeHourBucketAssigner").newInstance()
+        lines = DataStream(rows._j_data_stream.map(row_field, Types.STRING().get_java_type_info()))
+        sink = (
+            FileSink.for_row_format(_uri(cfg.lake), Encoder.simple_string_encoder())
+            .with_bucket_assigner(BucketAssigner(assigner))
+            .with_output_file_config(
+                OutputFileConfig.builder().with_part_prefix("part").with_part_suffix(".jsonl").build()
+            )
+            .with_rolling_policy(RollingPolicy.on_checkpoint_rolling_policy())
+            .build()
+        )
+        lines.sink_to(sink).name("archive to the lake").uid("archive")
+    statements.attach_as_datastream()
+    return env, statements
+
+
+def _kafka_sink(cfg: JobConfig, topic: str, name: str) -> KafkaSink:
+    return (
+        KafkaSink.builder()
+        .set_bootstrap_servers(cfg.bootstrap_servers)
+        .set_record_serializer(
+            KafkaRecordSerializationSchema.builder()
+            .set_topic(topic)
+            .set_value_serialization_schema(SimpleStringSchema())
+            .build()
+        )
+        .set_delivery_guarantee(
+            DeliveryGuarantee.EXACTLY_ONCE if cfg.checkpoint_dir else DeliveryGuarantee.AT_LEAST_ONCE
+        )
+        .set_transactional_id_prefix(f"{cfg.group_id}-{name}")
+        .set_property("transaction.timeout.ms", "600000")
+        .build()
+    )
+
+
+def _uri(path: str) -> str:
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
+# -- command line ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]:
+    p = argparse.ArgumentParser(
+        prog="netobs flink run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--bootstrap-servers", required=True)
+    p.add_argument("--results-topic", default=JobConfig.results_topic)
+    p.add_argument("--alerts-topic", default=JobConfig.alerts_topic)
+    p.add_argument("--deadletter-topic", default=JobConfig.deadletter_topic)
+    p.add_argument("--group-id", default=JobConfig.group_id, help="Kafka group id and transactional id prefix")
+    p.add_argument("--alertmanager-url", default="", help="e.g. http://127.0.0.1:9093 (none: Kafka only)")
+    p.add_argument("--jaeger-url", default="", help="link put in the alerts' generatorURL")
+    p.add_argument("--lake", default="", help="archive folder (none: no archive)")
+    p.add_argument("--checkpoint-dir", default="", help="checkpoints (none: no checkpoints, at-least-once)")
+    p.add_argument("--checkpoint-interval-s", type=float, default=JobConfig.checkpoint_interval_s)
+    p.add_argument("--restore", default="auto", help="auto (newest retained checkpoint), none, or a path")
+    p.add_argument("--parallelism", type=int, default=JobConfig.parallelism)
+    p.add_argument("--window-s", type=int, default=JobConfig.window_s, help="pre-aggregation window")
+    p.add_argument("--allowed-lateness-s", type=float, default=JobConfig.allowed_lateness_s)
+    p.add_argument("--idle-timeout-s", type=float, default=JobConfig.idle_timeout_s)
+    p.add_argument("--resend-interval-s", type=float, default=JobConfig.resend_interval_s)
+    p.add_argument("--latency-warmup-s", type=float, default=LatencyConfig.warmup_s)
+    p.add_argument("--latency-season-s", type=float, default=LatencyConfig.season_s)
+    p.add_argument("--latency-min-samples", type=int, default=LatencyConfig.min_samples)
+    p.add_argument("--jars", default=os.environ.get("NETOBS_FLINK_JARS", ""), help="folder of the connector jars")
+    args = p.parse_args(argv)
+    latency = replace(
+        LatencyConfig(),
+        warmup_s=args.latency_warmup_s,
+        season_s=args.latency_season_s,
+        min_samples=args.latency_min_samples,
+    )
+    cfg = JobConfig(
+        bootstrap_servers=args.bootstrap_servers,
+        results_topic=args.results_topic,
+        alerts_topic=args.alerts_topic,
+        deadletter_topic=args.deadletter_topic,
+        group_id=args.group_id,
+        alertmanager_url=args.alertmanager_url,
+        jaeger_url=args.jaeger_url,
+        lake=args.lake,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_interval_s=args.checkpoint_interval_s,
+        restore=args.restore,
+        parallelism=args.parallelism,
+        window_s=args.window_s,
+        allowed_lateness_s=args.allowed_lateness_s,
+        idle_timeout_s=args.idle_timeout_s,
+        resend_interval_s=args.resend_interval_s,
+        detectors=replace(DetectorConfigs(), latency=latency),
+    )
+    if not args.jars:
+        p.error("--jars (or NETOBS_FLINK_JARS) must name the folder with the connector jars")
+    jars = sorted(str(j) for j in Path(args.jars).glob("*.jar"))
+    return cfg, jars
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg, jars = parse_args(argv)
+    env, _ = build(cfg, jars)
+    env.execute(cfg.job_name)
+    return 0
+
+
+if __name__ == "__main__":
+    # Run through the importable module, not __main__: the functions shipped to the Python workers
+    # must be pickled by reference to netobs_flink.job, not by value.
+    from netobs_flink import job as _job  # noqa: PLW0406 - on purpose, see above
+
+    sys.exit(_job.main())
