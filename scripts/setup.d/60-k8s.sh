@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# kustomize for the k8s/ tests, built from the Go module proxy and cached outside the checkout:
-#   $NETOBS_CACHE/bin/kustomize-<version>
-# With --print it then prints KUSTOMIZE=<path> on stdout (what tests/deploy reads); progress goes to stderr.
+# What the k8s/ tests need, cached outside the checkout:
+#   $NETOBS_CACHE/bin/kustomize-<version>            kustomize, built from the Go module proxy
+#   $NETOBS_CACHE/k8s-crds/flink-operator-<version>/  the Flink Kubernetes Operator's CRDs (YAML), from
+#                                                     its API jar on Maven Central (fetched with mvn)
+# With --print it then prints KUSTOMIZE=<path> and FLINK_CRDS=<dir> on stdout (what tests/deploy reads);
+# progress goes to stderr. Strimzi publishes no CRD YAML in a registry package: tests/deploy checks the
+# Kafka resources against schemas of its own.
 source "$(dirname "$0")/../lib.sh"
 
 KUSTOMIZE_VERSION="v5.7.1"
@@ -22,8 +26,26 @@ build_kustomize() {
     log "kustomize ready in $((SECONDS - start)) s: $KUSTOMIZE"
 }
 
+# The newest flink-kubernetes-operator-api on Maven Central; its jar carries the fabric8-generated CRDs.
+FLINK_OPERATOR_VERSION="1.10.0"
+FLINK_CRDS="$NETOBS_CACHE/k8s-crds/flink-operator-$FLINK_OPERATOR_VERSION"
+
+fetch_flink_crds() {
+    [[ -f "$FLINK_CRDS/.complete" ]] && return 0
+    local work="$FLINK_CRDS.tmp" artifact="org.apache.flink:flink-kubernetes-operator-api:$FLINK_OPERATOR_VERSION"
+    log "fetching the Flink operator CRDs ($artifact)"
+    rm -rf "$work"; mkdir -p "$work"
+    mvn -B -q dependency:copy -Dartifact="$artifact" -DoutputDirectory="$work" >"$work.log" 2>&1 \
+        || { log "fetching $artifact failed; log: $work.log"; tail -20 "$work.log" >&2; exit 1; }
+    (cd "$work" && python3 -m zipfile -e ./*.jar jar && cp jar/META-INF/fabric8/*.yml . && rm -rf jar ./*.jar)
+    touch "$work/.complete"
+    rm -rf "$FLINK_CRDS"; mv "$work" "$FLINK_CRDS"
+}
+
 ( flock 9; build_kustomize ) 9>"$NETOBS_CACHE/locks/kustomize.lock"
+( flock 9; fetch_flink_crds ) 9>"$NETOBS_CACHE/locks/k8s-crds.lock"
 
 if [[ "${1:-}" == "--print" ]]; then
     echo "KUSTOMIZE=$KUSTOMIZE"
+    echo "FLINK_CRDS=$FLINK_CRDS"
 fi
