@@ -628,6 +628,9 @@ DASHBOARDS: dict[str, Callable[[], dashboard.Dashboard]] = {
 
 def to_json(board: dashboard.Dashboard) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    # Stable panel ids (links with viewPanel=<id> keep working across renders).
+    for panel_id, panel in enumerate(data.get("panels", []), start=1):
+        panel["id"] = panel_id
     return data
 
 

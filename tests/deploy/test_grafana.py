@@ -48,6 +48,8 @@ def test_dashboard_shape(file_name: str) -> None:
         assert {"w", "h"} <= set(panel["gridPos"])
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == names.PROMETHEUS_UID
+    ids = [p["id"] for p in board["panels"]]
+    assert ids == list(range(1, len(ids) + 1))
     # Refs are unique within a panel (Grafana drops duplicates).
     for panel in panels:
         refs = [t["refId"] for t in panel["targets"]]
