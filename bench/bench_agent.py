@@ -311,20 +311,23 @@ def run_agent_phase(
         "sample": sample,
         "uvloop": args.loop == "uvloop",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", AGENT_CHILD, json.dumps(spec)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ping_results: dict[str, list[float]] = {}
-    line = proc.stdout.readline()
-    if line.strip() == "measuring" and sample:
-        ping_results = ping_sample(sample, args.duration_s)
-    out, err = proc.communicate(timeout=args.duration_s + args.warmup_s + 120)
-    if proc.returncode != 0:
-        raise RuntimeError(f"agent child failed ({proc.returncode}):\n{err[-3000:]}")
+    # The agent's log goes to a file: a pipe nobody reads while the phase runs would fill and block it.
+    with tempfile.TemporaryFile("w+") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", AGENT_CHILD, json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert proc.stdout is not None
+        ping_results: dict[str, list[float]] = {}
+        line = proc.stdout.readline()
+        if line.strip() == "measuring" and sample:
+            ping_results = ping_sample(sample, args.duration_s)
+        out, _ = proc.communicate(timeout=args.duration_s + args.warmup_s + 120)
+        if proc.returncode != 0:
+            errors.seek(0)
+            raise RuntimeError(f"agent child failed ({proc.returncode}):\n{errors.read()[-3000:]}")
     report = json.loads(out.strip().splitlines()[-1])
     report["ping_rtts_ms"] = ping_results
     return report
