@@ -148,7 +148,9 @@ def test_error_breakdown(spark: SparkSession) -> None:
     errors = ["timeout", "timeout", "connection_refused", None, None]
     recs = [record(started_at_ms=t + i, success=e is None, error_type=e) for i, e in enumerate(errors)]
     recs.append(record(started_at_ms=t, pop="nyc1", success=False, error_type="timeout"))
-    rows = by(transforms.error_breakdown(clean_of(spark, recs)).collect(), "pop", "error_type")
+    clean = clean_of(spark, recs)
+    series_daily = transforms.rollup(clean, transforms.ROLLUPS["series_daily"])
+    rows = by(transforms.error_breakdown(clean, series_daily).collect(), "pop", "error_type")
     assert set(rows) == {("fra1", "timeout"), ("fra1", "connection_refused"), ("nyc1", "timeout")}
     assert rows[("fra1", "timeout")]["failures"] == 2
     assert rows[("fra1", "timeout")]["share_of_runs_pct"] == pytest.approx(40.0)

@@ -73,6 +73,9 @@ def session_conf(*, local: bool, shuffle_partitions: int, driver_memory: str = "
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.execution.arrow.pyspark.enabled": "false",
+        # percentile_approx is an object aggregate: keep more groups in its hash map before Spark falls
+        # back to sorting (hourly rollups have tens of thousands of groups per partition)
+        "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "65536",
     }
     if shuffle_partitions > 0:
         conf["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
@@ -132,14 +135,19 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in row.items()}
 
 
-def write_table(spark: SparkSession, df: DataFrame, path: str, days: list[dt.date]) -> int:
+def write_table(
+    spark: SparkSession, df: DataFrame, path: str, days: list[dt.date], per_day: dict[dt.date, int] | None = None
+) -> int:
     """Replace the ``days`` partitions of the table at ``path`` with ``df``; other dates are untouched.
 
     Returns the rows written. Dynamic partition overwrite replaces the dates present in ``df``; a day of
     the range absent from ``df`` has its old partition deleted, so a re-run never leaves stale rows.
+    ``per_day`` (rows by date) saves a pass when the caller has it.
     """
-    present = {r["date"] for r in df.select("date").distinct().collect()}
-    rows = df.count()
+    if per_day is None:
+        per_day = {r["date"]: int(r["count"]) for r in df.groupBy("date").count().collect()}
+    present = set(per_day)
+    rows = sum(per_day.values())
     if present:
         df.repartition("date").write.mode("overwrite").partitionBy("date").parquet(path)
     jvm = spark.sparkContext._jvm
@@ -178,11 +186,11 @@ def objectives_frame(spark: SparkSession, pairs: list[tuple[str, str]], config: 
     return spark.createDataFrame(rows, schema=ddl)
 
 
-def _ingest_stats(normalized: DataFrame, files: lake.LakeFiles, range_cond: Any) -> IngestStats:
-    per_file = normalized.groupBy(lake.SOURCE_FILE_COLUMN).agg(
+def _ingest_stats(staged: DataFrame, files: lake.LakeFiles) -> IngestStats:
+    per_file = staged.groupBy(lake.SOURCE_FILE_COLUMN).agg(
         F.count(F.lit(1)).alias("records"),
         F.count(F.when(~F.col("valid"), 1)).alias("corrupt"),
-        F.count(F.when(F.col("valid") & ~range_cond, 1)).alias("out_of_range"),
+        F.count(F.when(F.col("valid") & ~F.col("_in_range"), 1)).alias("out_of_range"),
     )
     stats = IngestStats(partitions=files.partitions, data_files=len(files.data_files), ignored_files=files.ignored)
     seen = set()
@@ -214,46 +222,62 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
         len(files.ignored),
     )
     raw = lake.read_lake(spark, files) or _empty_raw(spark)
-    normalized = transforms.normalize(raw, keep=(lake.SOURCE_FILE_COLUMN,))
     range_cond = transforms.in_range(options.first_day, options.last_day)
-    with _step("counting records, corrupt records and unreadable files"):
-        stats = _ingest_stats(normalized, files, range_cond)
+    # Read the lake once: the normalized rows stay cached for the counts and for deduplication.
+    staged = (
+        transforms.normalize(raw, keep=(lake.SOURCE_FILE_COLUMN,))
+        .withColumn("_in_range", range_cond)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    with _step("reading the lake: records, corrupt records, unreadable files"):
+        stats = _ingest_stats(staged, files)
     for path in stats.corrupt_files:
         log.warning("unreadable file skipped: %s", path)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "8")
-    clean = transforms.deduplicate(normalized.where(range_cond), partitions).persist(StorageLevel.MEMORY_AND_DISK)
-    with _step("deduplicating by result_id"):
-        stats.clean_records = clean.count()
-    stats.duplicate_records = (
-        stats.records_read - stats.corrupt_records - stats.out_of_range_records - stats.clean_records
-    )
-    log.info(
-        "records: %d read, %d corrupt (skipped), %d outside the range, %d duplicates, %d kept; %d unreadable files",
-        stats.records_read,
-        stats.corrupt_records,
-        stats.out_of_range_records,
-        stats.duplicate_records,
-        stats.clean_records,
-        len(stats.corrupt_files),
-    )
+    in_range = staged.where(F.col("_in_range")).drop("_in_range", lake.SOURCE_FILE_COLUMN)
+    clean = transforms.deduplicate(in_range, partitions).persist(StorageLevel.MEMORY_AND_DISK)
 
-    tables: dict[str, DataFrame] = {name: transforms.rollup(clean, keys) for name, keys in transforms.ROLLUPS.items()}
-    tables["errors_daily"] = transforms.error_breakdown(clean)
-    tables["paths_daily"] = transforms.path_changes(clean)
-    pairs = [(r["check_name"], r["target"]) for r in clean.select("check_name", "target").distinct().collect()]
-    objectives = objectives_frame(spark, pairs, options.slo)
-    tables["slo_daily"] = transforms.slo_compliance(clean, objectives, options.slo.maintenance)
-
+    tables: dict[str, DataFrame] = {}
     table_rows: dict[str, int] = {}
+    collected: dict[str, list[dict[str, Any]]] = {}
+    out = options.out.rstrip("/")
     for name in TABLES:
-        df = tables[name].persist(StorageLevel.MEMORY_AND_DISK)
-        tables[name] = df
+        if name in transforms.ROLLUPS:
+            df = transforms.rollup(clean, transforms.ROLLUPS[name])
+        elif name == "errors_daily":
+            df = transforms.error_breakdown(clean, tables["series_daily"])
+        elif name == "paths_daily":
+            df = transforms.path_changes(clean)
+        else:
+            pairs = [(r["check_name"], r["target"]) for r in collected["target_daily"]]
+            objectives = objectives_frame(spark, pairs, options.slo)
+            df = transforms.slo_compliance(clean, objectives, options.slo.maintenance)
+        tables[name] = df = df.persist(StorageLevel.MEMORY_AND_DISK)
         with _step(f"rollup {name}"):
-            table_rows[name] = write_table(spark, df, f"{options.out.rstrip('/')}/rollups/{name}", days)
+            per_day = {r["date"]: int(r["count"]) for r in df.groupBy("date").count().collect()}
+            if name == "series_hourly":  # the first pass over `clean` has built it from `staged`
+                staged.unpersist()
+            table_rows[name] = write_table(spark, df, f"{out}/rollups/{name}", days, per_day)
         log.info("rollup %s: %d rows", name, table_rows[name])
+        if name == "target_daily":
+            collected[name] = _rows(df)
+            stats.clean_records = sum(int(r["runs"]) for r in collected[name])
+            stats.duplicate_records = (
+                stats.records_read - stats.corrupt_records - stats.out_of_range_records - stats.clean_records
+            )
+            log.info(
+                "records: %d read, %d corrupt (skipped), %d outside the range, %d duplicates, %d rolled up; "
+                "%d unreadable files",
+                stats.records_read,
+                stats.corrupt_records,
+                stats.out_of_range_records,
+                stats.duplicate_records,
+                stats.clean_records,
+                len(stats.corrupt_files),
+            )
 
     with _step("building the report"):
-        data = _report_data(clean, tables, stats, options, single_day=len(days) == 1)
+        data = _report_data(clean, tables, collected, stats, options, single_day=len(days) == 1)
         report_dir = f"{options.out.rstrip('/')}/report/{span}"
         report.write_report(report_dir, data)
     log.info("report: %s/report.html", report_dir)
@@ -268,6 +292,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
 def _report_data(
     clean: DataFrame,
     tables: dict[str, DataFrame],
+    collected: dict[str, list[dict[str, Any]]],
     stats: IngestStats,
     options: JobOptions,
     *,
@@ -276,8 +301,10 @@ def _report_data(
     """Collect the small, range-level tables the report shows (everything else stays in the rollups)."""
     series_keys = list(transforms.SERIES_KEYS)
     target_keys = list(transforms.TARGET_KEYS)
-    targets_df = tables["target_daily"].drop("date") if single_day else transforms.rollup(clean, target_keys)
-    targets = _rows(targets_df)
+    if single_day:
+        targets = [{k: v for k, v in r.items() if k != "date"} for r in collected["target_daily"]]
+    else:
+        targets = _rows(transforms.rollup(clean, target_keys))
     targets.sort(key=report.badness)
     worst = [(t["check_name"], t["target"]) for t in targets[: options.report_top]]
     series = _rows(
@@ -313,22 +340,25 @@ def _report_data(
         .agg(F.sum("failures").alias("failures"), F.size(F.collect_set("pop")).alias("pops"))
         .orderBy(F.desc("failures"))
     )
-    paths_daily = tables["paths_daily"]
-    distinct = (
-        clean.where(F.col("path_hash").isNotNull())
-        .groupBy(*series_keys)
-        .agg(F.size(F.collect_set("path_hash")).alias("distinct_paths"))
-    )
-    paths = _rows(
-        paths_daily.groupBy(*series_keys)
-        .agg(
-            F.sum("traceroute_runs").alias("traceroute_runs"),
-            F.sum("path_changes").alias("path_changes"),
-            F.max("ecmp_paths_max").alias("ecmp_paths_max"),
+    if single_day:
+        paths = _rows(tables["paths_daily"].drop("date").orderBy(F.desc("path_changes")))
+    else:  # distinct paths do not add up over days: count them over the range
+        distinct = (
+            clean.where(F.col("path_hash").isNotNull())
+            .groupBy(*series_keys)
+            .agg(F.size(F.collect_set("path_hash")).alias("distinct_paths"))
         )
-        .join(distinct, series_keys)
-        .orderBy(F.desc("path_changes"))
-    )
+        paths = _rows(
+            tables["paths_daily"]
+            .groupBy(*series_keys)
+            .agg(
+                F.sum("traceroute_runs").alias("traceroute_runs"),
+                F.sum("path_changes").alias("path_changes"),
+                F.max("ecmp_paths_max").alias("ecmp_paths_max"),
+            )
+            .join(distinct, series_keys)
+            .orderBy(F.desc("path_changes"))
+        )
     slo_sums = (
         tables["slo_daily"]
         .groupBy("check_name", "check_type", "target")

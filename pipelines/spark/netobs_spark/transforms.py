@@ -158,10 +158,13 @@ def rollup(clean: DataFrame, keys: Sequence[str]) -> DataFrame:
     )
 
 
-def error_breakdown(clean: DataFrame) -> DataFrame:
-    """Failed runs per (date, series, error_type), with the share of the series' runs that day."""
+def error_breakdown(clean: DataFrame, series_daily: DataFrame) -> DataFrame:
+    """Failed runs per (date, series, error_type), with the share of the series' runs that day.
+
+    ``series_daily`` is ``rollup(clean, ROLLUPS["series_daily"])`` (its ``runs``; no second pass here).
+    """
     keys = ["date", *SERIES_KEYS]
-    runs = clean.groupBy(*keys).agg(F.count(F.lit(1)).alias("runs"))
+    runs = series_daily.select(*keys, "runs")
     failures = clean.where(~F.col("success")).groupBy(*keys, "error_type").agg(F.count(F.lit(1)).alias("failures"))
     return failures.join(runs, keys).select(
         *keys,
