@@ -8,6 +8,8 @@ Builds come from the cache the setup hook (scripts/setup.d/20-stack.sh) filled.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +26,15 @@ def _say(line: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state = Path(os.environ.get("NETOBS_E2E_STATE") or tmp_path_factory.mktemp("netobs-stack"))
+def stack() -> Iterator[Stack]:
+    # A fixed state dir: if an earlier run died without its teardown, its processes are found
+    # through their pid files and stopped before this run starts afresh.
+    default = Path(tempfile.gettempdir()) / f"netobs-e2e-stack-{E2E_PORT_OFFSET}"
+    state = Path(os.environ.get("NETOBS_E2E_STATE") or default)
     layout = StackLayout.create(state_dir=state, port_offset=E2E_PORT_OFFSET)
     stack = Stack(layout, say=_say)
+    stack.down()
+    shutil.rmtree(state, ignore_errors=True)
     try:
         failures = stack.up()
         assert not failures, "stack did not come up:\n" + "\n".join(str(f) for f in failures)
