@@ -347,12 +347,13 @@ def test_alertmanager_config_in_the_cluster_passes_amtool() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+# image -> (Dockerfile, stage or None, build context), all relative to the repository root.
 DOCKERFILES = {
-    "netobs/agent": ("agent.Dockerfile", "agent"),
-    "netobs/agent-path": ("agent.Dockerfile", "agent-path"),
-    "netobs/otelcol": ("otelcol.Dockerfile", None),
-    "netobs/flink-job": ("flink-job.Dockerfile", None),
-    "netobs/spark-job": ("spark-job.Dockerfile", None),
+    "netobs/agent": ("docker/agent.Dockerfile", "agent", "."),
+    "netobs/agent-path": ("docker/agent.Dockerfile", "agent-path", "."),
+    "netobs/otelcol": ("docker/otelcol.Dockerfile", None, "."),
+    "netobs/flink-job": ("docker/flink-job.Dockerfile", None, "."),
+    "netobs/spark-job": ("pipelines/spark/Dockerfile", None, "pipelines/spark"),
 }
 
 
@@ -362,10 +363,12 @@ def test_every_netobs_image_has_a_dockerfile_whose_sources_exist() -> None:
         text = yaml.safe_dump_all(build(overlay))
         images |= set(re.findall(r"image: (netobs/[a-z-]+):", text))
     assert images == set(DOCKERFILES)
-    for file_name, stage in DOCKERFILES.values():
-        text = (ROOT / "docker" / file_name).read_text()
+    for file_name, stage, context in DOCKERFILES.values():
+        text = (ROOT / file_name).read_text()
         if stage is not None:
             assert re.search(rf"^FROM .* AS {stage}$", text, re.M), (file_name, stage)
-        for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M):
+        copies = re.findall(r"^COPY (?!--from)(.+)$", text, re.M)
+        assert copies, file_name
+        for line in copies:
             for source in line.split()[:-1]:
-                assert (ROOT / source).exists(), f"{file_name}: COPY source {source} does not exist"
+                assert (ROOT / context / source).exists(), f"{file_name}: COPY source {source} not in {context}"
