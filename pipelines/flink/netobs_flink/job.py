@@ -312,7 +312,8 @@ WITH ({_kafka_options(cfg, "raw")}, 'format' = 'raw')""")
 CREATE TEMPORARY TABLE `deadletter` (`raw` STRING) WITH (
   'connector' = 'kafka', 'topic' = '{cfg.deadletter_topic}',
   'properties.bootstrap.servers' = '{cfg.bootstrap_servers}', 'format' = 'raw',
-  'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = '{cfg.group_id}-deadletter',
+  'sink.delivery-guarantee' = '{"exactly-once" if cfg.checkpoint_dir else "at-least-once"}',
+  'sink.transactional-id-prefix' = '{cfg.group_id}-deadletter',
   'properties.transaction.timeout.ms' = '600000')""")
     statements = t_env.create_statement_set()
     statements.add_insert_sql(f"INSERT INTO `deadletter` SELECT `raw` FROM `results_raw` WHERE NOT {valid_sql()}")
