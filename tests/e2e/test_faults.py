@@ -17,7 +17,7 @@ import pytest
 from netobs.stack.ports import HOST
 from netobs.stack.stack import Stack
 from netobs.stack.topics import RESULTS
-from tests.e2e.backends import TopicReader, result_ids
+from tests.e2e.backends import TopicReader, promql, result_ids, wait_for
 from tests.e2e.conftest import E2E_PORT_OFFSET
 from tests.e2e.emitter import Emitter
 
@@ -86,6 +86,31 @@ def test_collector_kill_9_keeps_its_queue(stack: Stack, emitter: Emitter) -> Non
 
     delivered = _wait_all_delivered(stack, sent, timeout_s=180)
     assert set(delivered) == sent
+
+
+def test_prometheus_down_metrics_are_retried_until_it_is_back(stack: Stack, emitter: Emitter) -> None:
+    selector = f'netobs_probe_duration_seconds_count{{agent="{emitter.agent_id}"}}'
+    for _ in range(3):
+        emitter.record_duration("web", "https://p.test/", 0.01)
+    emitter.flush()
+    wait_for("first samples", lambda: promql(stack.layout.ports, selector), timeout_s=60)
+
+    assert stack.stop("prometheus")
+    try:
+        for _ in range(4):
+            emitter.record_duration("web", "https://p.test/", 0.01)
+        emitter.flush()  # accepted by the collector, which cannot deliver it now
+        time.sleep(20.0)
+    finally:
+        failures = stack.up(["prometheus"])
+    assert not failures, failures
+    # Nothing is exported after the restart: the count of 7 can only come from the collector's retries.
+    final = wait_for(
+        "the retried sample",
+        lambda: [s for s in promql(stack.layout.ports, selector) if float(s["value"][1]) == 7],
+        timeout_s=90,
+    )
+    assert len(final) == 1
 
 
 def test_stack_up_reports_a_component_that_cannot_start(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -128,3 +129,27 @@ def test_stack_created_the_topics_with_retention(stack: Stack) -> None:
         configs = future.result(timeout=30)
         wanted = next(t for t in TOPICS if t.name == resource.name)
         assert int(configs["retention.ms"].value) == wanted.retention_ms
+
+
+def test_otlp_http_receiver_routes_results_too(stack: Stack) -> None:
+    from opentelemetry._logs import SeverityNumber
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    provider = LoggerProvider()
+    endpoint = f"http://127.0.0.1:{stack.layout.ports.otelcol_otlp_http}/v1/logs"
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, timeout=10)))
+    rid = f"http-{uuid.uuid4()}"
+    body = {"result_id": rid, "check_name": "via-http", "duration_ms": 0.5}
+    provider.get_logger("netobs.e2e").emit(
+        body=json.dumps(body), severity_number=SeverityNumber.INFO, attributes={"netobs.result.id": rid}
+    )
+    assert provider.force_flush(20_000)
+    provider.shutdown()
+    reader = TopicReader(stack.layout.ports, RESULTS.name)
+    try:
+        values = reader.wait_for(lambda vs: rid in result_ids(vs), timeout_s=60)
+    finally:
+        reader.close()
+    assert [json.loads(v) for v in values if rid.encode() in v] == [body]
