@@ -85,7 +85,7 @@ def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "NETOBS_GATEWAY_TOKENS_FILE": str(tokens),
         "NETOBS_JAEGER_OTLP_ENDPOINT": f"127.0.0.1:{ports.jaeger_otlp_grpc}",
         "NETOBS_PROMETHEUS_REMOTE_WRITE_URL": f"http://127.0.0.1:{ports.prometheus}/api/v1/write",
-        "NETOBS_KAFKA_BROKERS": f"127.0.0.1:{ports.kafka}",
+        "NETOBS_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports.kafka}",
         "NETOBS_OTELCOL_STORAGE_DIR": str(workdir / "storage"),
     }
     binary = Collector(stack.layout).binary
