@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from netobs_grafana import names
+from netobs_grafana.__main__ import main as grafana_cli
 from netobs_grafana.check import PanelQuery, expand, panel_queries
 from netobs_grafana.dashboards import DASHBOARDS, RENDERED_DIR, render_all
 
@@ -33,6 +34,13 @@ def test_every_dashboard_renders_and_the_committed_json_is_current() -> None:
         f"grafana/dashboards is out of date (stale {stale}, extra {extra}); "
         "run: PYTHONPATH=grafana python -m netobs_grafana render"
     )
+
+
+def test_render_command_writes_what_is_committed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert grafana_cli(["render", "--out", str(tmp_path / "out")]) == 0
+    written = {p.name: p.read_text() for p in (tmp_path / "out").glob("*.json")}
+    assert written == {p.name: p.read_text() for p in RENDERED_DIR.glob("*.json")}
+    assert len(capsys.readouterr().out.splitlines()) == len(DASHBOARDS)
 
 
 @pytest.mark.parametrize("file_name", sorted(f"{name}.json" for name in DASHBOARDS))

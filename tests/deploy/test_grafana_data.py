@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from netobs_grafana.__main__ import main as grafana_cli
 from netobs_grafana.check import PanelQuery, QueryResult, panel_queries, run_query
 from netobs_grafana.dashboards import RENDERED_DIR
 
@@ -184,6 +185,15 @@ def test_traces_to_metrics_queries_return_data(fed: Fed) -> None:
         assert res.error is None, (expr, res.error)
         # The web check never fails here: its failure query is valid and empty; the others have data.
         assert (res.series == 0) == ('netobs_probe_success="false"' in expr), expr
+
+
+def test_check_command_reports_every_query(fed: Fed, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m netobs_grafana check` against the same Prometheus: only the external sources are empty."""
+    assert grafana_cli(["check", "--prometheus", fed.prometheus_url]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(QUERIES)
+    empty = {line.strip().split("  ", 1)[1] for line in lines if line.strip().startswith(("empty", "error"))}
+    assert empty == set(EXTERNAL_SOURCES)
 
 
 def test_query_list_covers_every_dashboard() -> None:
