@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Setup hook (run by scripts/test): everything the local pipeline stack and its end-to-end tests
 # need. Idempotent and cached under $NETOBS_CACHE by version/manifest hash: seconds when warm.
-#   - Debian: prometheus, prometheus-alertmanager, a JDK (Kafka), maven, golang (the builds)
+#   - Debian: prometheus, prometheus-alertmanager, a JRE (Kafka), maven; Go >= 1.24 must be on PATH
 #   - the OpenTelemetry Collector (OCB build), Jaeger v2 (Go build), Kafka jars (Maven)
 #   - the Python Kafka client the e2e tests read topics with (into the agent venv)
 set -euo pipefail
@@ -13,11 +13,19 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
-command -v go >/dev/null || need+=(golang-go)
 if ((${#need[@]})); then
     say "installing Debian packages: ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Go: the collector and Jaeger modules need Go >= 1.24 (the machine image has it in /usr/local/go;
+# Debian bookworm's golang-go is 1.19, too old, so it is not a fallback).
+gover="$(go env GOVERSION 2>/dev/null || true)"
+minor="$(sed -E 's/^go1\.([0-9]+).*/\1/' <<<"$gover")"
+if [[ ! "$minor" =~ ^[0-9]+$ ]] || ((minor < 24)); then
+    say "need Go >= 1.24 on PATH for the collector and Jaeger builds (found: '${gover:-none}')"
+    exit 1
 fi
 
 # One build at a time: the machine has two cores. Each script is a no-op when cached.
