@@ -8,6 +8,7 @@ path. Components already running are left alone, so ``up`` is idempotent.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -130,7 +131,7 @@ class Stack:
             except (StackError, OSError, ValueError, KeyError) as exc:
                 failures.append(StartFailure(comp.name, f"could not prepare: {exc}", self.layout.log_file(comp.name)))
                 continue
-            env = {**_base_env(), **self.layout.ports.env(), **comp.env()}
+            env = {**os.environ, **self.layout.ports.env(), **comp.env()}
             log_file = self.layout.log_file(comp.name)
             offset = log_file.stat().st_size if log_file.exists() else 0
             argv = comp.argv()
@@ -219,12 +220,6 @@ def _read_text(path: Path) -> str | None:
 def _min_uptime_s(comp: Component) -> float:
     # The agent has no readiness endpoint: it must stay up a moment (a bad config exits at once).
     return 2.0 if comp.name == Agent.name else 0.0
-
-
-def _base_env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def _reason(log_file: Path, offset: int) -> str:
