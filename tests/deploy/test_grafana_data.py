@@ -196,6 +196,39 @@ def test_check_command_reports_every_query(fed: Fed, capsys: pytest.CaptureFixtu
     assert empty == set(EXTERNAL_SOURCES)
 
 
+RULES_FILE = Path(__file__).resolve().parents[2] / "prometheus" / "rules" / "netobs.yml"
+RECORDS = [r["record"] for g in yaml.safe_load(RULES_FILE.read_text())["groups"] for r in g["rules"] if "record" in r]
+
+
+def _instant(fed: Fed, expr: str) -> QueryResult:
+    return run_query(fed.prometheus_url, PanelQuery("rules", "rules", "r", expr, True))
+
+
+def test_recording_rules_produce_series_with_the_collector_labels(fed: Fed) -> None:
+    """The stack's Prometheus loads prometheus/rules/: every recording rule yields series from real data."""
+    deadline = time.monotonic() + 90
+    missing = RECORDS
+    while missing and time.monotonic() < deadline:
+        missing = [r for r in RECORDS if _instant(fed, r).series == 0]
+        if missing:
+            time.sleep(3)
+    assert not missing, f"recording rules without series: {missing}"
+    by_pop = _instant(fed, 'netobs:probe_success:ratio_rate5m{pop="deploy-pop",check="closed-port"}')
+    assert by_pop.series == 1
+
+
+@pytest.mark.parametrize("alertname", ["NetobsTargetFailing", "NetobsTargetDown"])
+def test_alerts_for_the_failing_target_are_pending(fed: Fed, alertname: str) -> None:
+    """The closed port fails every run: its alerts start (pending: their `for` is minutes)."""
+    expr = f'ALERTS{{alertname="{alertname}",check="closed-port"}}'
+    deadline = time.monotonic() + 90
+    while _instant(fed, expr).series == 0 and time.monotonic() < deadline:
+        time.sleep(3)
+    assert _instant(fed, expr).series == 1
+    healthy = _instant(fed, f'ALERTS{{alertname="{alertname}",check!="closed-port"}}')
+    assert healthy.error is None and healthy.series == 0
+
+
 def test_query_list_covers_every_dashboard() -> None:
     assert {pq.dashboard for pq in QUERIES} == {
         "netobs / Overview",
