@@ -160,6 +160,16 @@ def test_flink_deployment_validates_against_the_operator_crd(overlay: str) -> No
     assert flink["spec"]["flinkVersion"] in NEWER_FLINK_VERSIONS  # PyFlink 2.2 (pipelines/flink)
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_flink_job_parallelism_fits_the_task_slots(overlay: str) -> None:
+    (flink,) = _of(build(overlay), "FlinkDeployment")
+    spec = flink["spec"]
+    args = spec["job"]["args"]
+    assert args[-2] == "--parallelism" and int(args[-1]) == spec["job"]["parallelism"]
+    slots = spec["taskManager"]["replicas"] * int(spec["flinkConfiguration"]["taskmanager.numberOfTaskSlots"])
+    assert spec["job"]["parallelism"] <= slots
+
+
 @pytest.mark.parametrize(
     ("mutate", "problem"),
     [
