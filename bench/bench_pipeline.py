@@ -6,7 +6,7 @@ Measures, against a running stack (``netobs stack up``) or a temporary one (``--
 - latency: send -> visible to a Kafka consumer, one record at a time (p50/p95/max).
 
     python bench/bench_pipeline.py --records 20000
-    python bench/bench_pipeline.py --start --records 5000     # own stack at port offset 20000
+    python bench/bench_pipeline.py --start --records 5000     # own stack at port offset 13500
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def main() -> int:
     stack: Stack | None = None
     if args.start:
         state = args.state_dir or Path(tempfile.mkdtemp(prefix="netobs-bench-"))
-        offset = 20_000 if args.port_offset is None else args.port_offset
+        offset = 13_500 if args.port_offset is None else args.port_offset
         layout = StackLayout.create(state_dir=state, port_offset=offset)
         stack = Stack(layout, say=lambda line: print(f"[stack] {line}", file=sys.stderr))
         t0 = time.monotonic()

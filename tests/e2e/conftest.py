@@ -1,6 +1,6 @@
 """The real pipeline stack for end-to-end tests, brought up once per session.
 
-It runs on its own ports (``NETOBS_E2E_PORT_OFFSET``, default 20000, added to every port of
+It runs on its own ports (``NETOBS_E2E_PORT_OFFSET``, default 11000, added to every port of
 agent/netobs/stack/ports.py) and its own state dir, so a developer's running stack is untouched.
 Builds come from the cache the setup hook (scripts/setup.d/20-stack.sh) filled.
 """
@@ -18,7 +18,7 @@ import pytest
 from netobs.stack.layout import StackLayout
 from netobs.stack.stack import Stack
 
-E2E_PORT_OFFSET = int(os.environ.get("NETOBS_E2E_PORT_OFFSET", "20000"))
+E2E_PORT_OFFSET = int(os.environ.get("NETOBS_E2E_PORT_OFFSET", "11000"))
 
 
 def _say(line: str) -> None:

@@ -21,7 +21,7 @@ examples:
   netobs stack status                                up/down, port, pid and log file of each component
   netobs stack down kafka                            stop one component (`up kafka` starts it again)
   netobs stack down                                  stop everything
-  NETOBS_STACK_PORT_OFFSET=20000 netobs stack up     a second stack beside the first (own --state-dir!)
+  NETOBS_STACK_PORT_OFFSET=11000 netobs stack up     a second stack beside the first (own --state-dir!)
 
 Builds are cached under $NETOBS_CACHE (default ~/.cache/netobs); pid files, logs and data under
 $NETOBS_STATE/stack (default ~/.local/state/netobs/stack). Ports: agent/netobs/stack/ports.py.

@@ -3,7 +3,10 @@
 Jaeger and the collector both default to 4317/4318/8888/13133, so each component gets its own
 ports here. The collector's OTLP receiver keeps 4317 (gRPC) and 4318 (HTTP) because agents
 default to those. A port offset moves the whole set (tests run a second stack beside a
-developer's one with ``offset=20000``); the offset set must not overlap the default one.
+developer's one with ``offset=11000``); the offset set must not overlap the default one, and
+should stay below 32768, where the kernel's ephemeral range starts (a client connection
+holding such a port makes a listener fail to bind). Offsets up to 13600 keep every port below
+it (:data:`EPHEMERAL_PORT_START`).
 
 The configs in ``otel-collector/``, ``jaeger/`` and ``prometheus/`` read these as
 ``NETOBS_<NAME>_PORT`` environment variables (see :meth:`StackPorts.env`).
@@ -15,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"
+EPHEMERAL_PORT_START = 32768  # Linux default net.ipv4.ip_local_port_range
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,9 @@ class StackPorts:
         if bad:
             raise ValueError(f"port offset {offset} puts ports out of range: {bad}")
         return StackPorts(**moved)
+
+    def in_ephemeral_range(self) -> list[int]:
+        return sorted(p for p in self.as_dict().values() if p >= EPHEMERAL_PORT_START)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

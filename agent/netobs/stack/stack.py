@@ -105,6 +105,12 @@ class Stack:
     def up(self, names: Sequence[str] | None = None) -> list[StartFailure]:
         """Start what is not running and wait for readiness; returns the components that failed."""
         selected = self.select(names)
+        risky = self.layout.ports.in_ephemeral_range()
+        if risky:
+            self.say(
+                f"warning: port offset {self.layout.port_offset} puts ports {risky} in the kernel's "
+                "ephemeral range, where client connections may hold them; offsets <= 13600 avoid that"
+            )
         self.layout.record()
         failures: list[StartFailure] = []
         for comp in selected:
