@@ -66,6 +66,7 @@ class TopicReader:
         )
         self.consumer.subscribe([topic])
         self.values: list[bytes] = []
+        self.placement: dict[bytes, tuple[int, bytes | None]] = {}  # value -> (partition, key)
 
     def poll_for(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -81,6 +82,7 @@ class TopicReader:
             value = msg.value()
             if value is not None:
                 self.values.append(value)
+                self.placement[value] = (int(msg.partition() or 0), msg.key())
 
     def wait_for(self, predicate: Callable[[list[bytes]], bool], timeout_s: float) -> list[bytes]:
         deadline = time.monotonic() + timeout_s

@@ -90,6 +90,11 @@ def test_result_records_reach_kafka_as_raw_json(stack: Stack, emitter: Emitter) 
     finally:
         reader.close()
 
+    # Keyed by the agent's resource: one partition, so an agent's results stay in order.
+    placements = {reader.placement[v] for v in values if emitter.agent_id.encode() in v}
+    assert len(placements) == 1
+    assert next(iter(placements))[1]
+
     mine = {}
     for value in values:
         body = json.loads(value)  # every message is one JSON object: the raw encoding
