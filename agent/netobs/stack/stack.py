@@ -8,11 +8,13 @@ path. Components already running are left alone, so ``up`` is idempotent.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,8 +104,23 @@ class Stack:
             self.say(f"{comp.name}: checking build/fetch")
             comp.ensure_built(self.say)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One ``up``/``down`` at a time per state dir (two callers would start everything twice)."""
+        self.layout.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.layout.state_dir / ".lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def up(self, names: Sequence[str] | None = None) -> list[StartFailure]:
         """Start what is not running and wait for readiness; returns the components that failed."""
+        with self._locked():
+            return self._up(names)
+
+    def _up(self, names: Sequence[str] | None) -> list[StartFailure]:
         selected = self.select(names)
         risky = self.layout.ports.in_ephemeral_range()
         if risky:
@@ -203,6 +220,10 @@ class Stack:
             self.say(f"{name}: killed (pid {record.pid})")
 
     def down(self, names: Sequence[str] | None = None) -> None:
+        with self._locked():
+            self._down(names)
+
+    def _down(self, names: Sequence[str] | None) -> None:
         chosen = list(names) if names else list(COMPONENT_NAMES)
         unknown = sorted(set(chosen) - set(COMPONENT_NAMES))
         if unknown:
