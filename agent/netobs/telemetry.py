@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -33,8 +33,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from netobs import __version__
+from netobs._fastmetrics import MetricMerger, SummedHistogram, supports
 from netobs.config import AgentConfig, ExporterConfig
 from netobs.result import ProbeResult
 
@@ -105,7 +107,21 @@ class Telemetry:
         self.prometheus: PrometheusEndpoint | None = None
         self.tracer: trace.Tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
         self._results_logger: _logs.Logger = self.logger_provider.get_logger(INSTRUMENTATION_SCOPE, __version__)
-        self._instruments = _Instruments(self.meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__))
+        # Histograms are aggregated here and merged into each collection when every reader can take them
+        # (see _fastmetrics); otherwise they are the SDK's own instruments.
+        readers = parts.metric_readers
+        self._instruments = _Instruments(
+            self.meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__),
+            self_aggregated=all(supports(r) for r in readers),
+        )
+        if self._instruments.summed_histograms:
+            merger = MetricMerger(
+                resource,
+                InstrumentationScope(INSTRUMENTATION_SCOPE, __version__),
+                self._instruments.summed_histograms,
+            )
+            for reader in readers:
+                merger.install(reader)
         self._attr_cache: dict[tuple[str, str, str], dict[str, str]] = {}
 
     # -- construction -------------------------------------------------------------------------------
@@ -159,7 +175,7 @@ class Telemetry:
             self._stdout.write(body + "\n")
 
     def record_lateness(self, lateness_s: float, check_type: str) -> None:
-        self._instruments.lateness.record(lateness_s, {"netobs.check.type": check_type})
+        self._instruments.lateness.record(lateness_s, check_type, lambda: {"netobs.check.type": check_type})
 
     def set_checks(self, count: int) -> None:
         self._instruments.checks.set(count)
@@ -230,27 +246,29 @@ class InMemoryTelemetry(Telemetry):
 class _Instruments:
     """The agent's instruments and how a result maps onto them."""
 
-    def __init__(self, meter: metrics.Meter) -> None:
-        self.duration = meter.create_histogram(
-            "netobs.probe.duration",
-            unit="s",
-            description="Duration of a probe run, from start to result",
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
-        )
+    def __init__(self, meter: metrics.Meter, self_aggregated: bool = True) -> None:
+        self.summed_histograms: list[SummedHistogram] = []
+
+        def histogram(name: str, description: str, bounds: Sequence[float] = LATENCY_BUCKETS_S) -> _Histogram:
+            if self_aggregated:
+                summed = SummedHistogram(name, "s", description, bounds)
+                self.summed_histograms.append(summed)
+                return summed
+            return _SdkHistogram(
+                meter.create_histogram(
+                    name, unit="s", description=description, explicit_bucket_boundaries_advisory=bounds
+                )
+            )
+
+        self.duration = histogram("netobs.probe.duration", "Duration of a probe run, from start to result")
         self.runs = _SummedCounter(
             meter, "netobs.probe.runs", unit="{run}", description="Probe runs, by success and error.type"
         )
-        self.phase = meter.create_histogram(
-            "netobs.probe.phase.duration",
-            unit="s",
-            description="Duration of one phase of a run (dns, connect, tls, ttfb, transfer)",
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        self.phase = histogram(
+            "netobs.probe.phase.duration", "Duration of one phase of a run (dns, connect, tls, ttfb, transfer)"
         )
-        self.icmp_rtt = meter.create_histogram(
-            "netobs.icmp.rtt",
-            unit="s",
-            description="Round-trip time of every ICMP echo reply (the distribution, smokeping-style)",
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
+        self.icmp_rtt = histogram(
+            "netobs.icmp.rtt", "Round-trip time of every ICMP echo reply (the distribution, smokeping-style)"
         )
         self.icmp_sent = _SummedCounter(
             meter, "netobs.icmp.packets.sent", unit="{packet}", description="ICMP echo requests sent"
@@ -277,22 +295,14 @@ class _Instruments:
             unit="1",
             description="First 32 bits of the path hash as a number: it changes when the path does",
         )
-        self.last_hop_rtt = meter.create_histogram(
-            "netobs.traceroute.last_hop.rtt",
-            unit="s",
-            description="RTT of the last responding hop",
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
-        )
+        self.last_hop_rtt = histogram("netobs.traceroute.last_hop.rtt", "RTT of the last responding hop")
         self.path_changes = meter.create_counter(
             "netobs.traceroute.path.changes",
             unit="{change}",
             description="Runs whose path differed from the last",
         )
-        self.lateness = meter.create_histogram(
-            "netobs.agent.schedule.lateness",
-            unit="s",
-            description="How late a run started against its slot",
-            explicit_bucket_boundaries_advisory=LATENESS_BUCKETS_S,
+        self.lateness = histogram(
+            "netobs.agent.schedule.lateness", "How late a run started against its slot", LATENESS_BUCKETS_S
         )
         self.checks = meter.create_gauge(
             "netobs.agent.scheduled", unit="{target}", description="(check, target) pairs scheduled"
@@ -303,8 +313,12 @@ class _Instruments:
         self._last_path: dict[tuple[str, str], str] = {}
 
     def record(self, r: ProbeResult, attrs: dict[str, str]) -> None:
-        self.duration.record(r.duration_ms / 1000.0, attrs)
         series = (r.check_name, r.check_type, r.target)
+
+        def series_attrs() -> dict[str, str]:
+            return attrs
+
+        self.duration.record(r.duration_ms / 1000.0, series, series_attrs)
         if r.success:
             self.runs.add(1, (*series, True), lambda: {**attrs, "netobs.probe.success": True})
         else:
@@ -315,13 +329,13 @@ class _Instruments:
                 lambda: {**attrs, "netobs.probe.success": False, "error.type": error_type},
             )
         for name, ms in r.phases_ms.items():
-            self.phase.record(ms / 1000.0, {**attrs, "netobs.phase": name})
+            self.phase.record(ms / 1000.0, (*series, name), lambda: {**attrs, "netobs.phase": name})  # noqa: B023
         if r.icmp is not None:
             for rtt in r.icmp.rtts_ms:
                 if rtt is not None:
-                    self.icmp_rtt.record(rtt / 1000.0, attrs)
-            self.icmp_sent.add(r.icmp.sent, series, lambda: attrs)
-            self.icmp_lost.add(r.icmp.sent - r.icmp.received, series, lambda: attrs)
+                    self.icmp_rtt.record(rtt / 1000.0, series, series_attrs)
+            self.icmp_sent.add(r.icmp.sent, series, series_attrs)
+            self.icmp_lost.add(r.icmp.sent - r.icmp.received, series, series_attrs)
             if r.icmp.jitter_ms is not None:
                 self.icmp_jitter.set(r.icmp.jitter_ms / 1000.0, attrs)
         tls = r.http.tls if r.http is not None else r.tcp.tls if r.tcp is not None else None
@@ -340,7 +354,21 @@ class _Instruments:
                 self._last_path[key] = tr.path_hash
             answered = [h for h in tr.hops if h.rtt_ms is not None]
             if answered and answered[-1].rtt_ms is not None:
-                self.last_hop_rtt.record(answered[-1].rtt_ms / 1000.0, attrs)
+                self.last_hop_rtt.record(answered[-1].rtt_ms / 1000.0, series, series_attrs)
+
+
+class _Histogram(Protocol):
+    def record(self, value: float, key: Hashable, attributes: Callable[[], Mapping[str, Any]]) -> None: ...
+
+
+class _SdkHistogram:
+    """The SDK's histogram behind the same interface (readers that cannot take merged histograms)."""
+
+    def __init__(self, instrument: metrics.Histogram) -> None:
+        self._instrument = instrument
+
+    def record(self, value: float, key: Hashable, attributes: Callable[[], Mapping[str, Any]]) -> None:
+        self._instrument.record(value, attributes())
 
 
 class _SummedCounter:
