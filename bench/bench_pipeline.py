@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,22 @@ from netobs.stack.layout import StackLayout
 from netobs.stack.ports import HOST
 from netobs.stack.stack import Stack
 from netobs.stack.topics import RESULTS
+
+
+def collector_process(layout: StackLayout) -> tuple[float, float]:
+    """(CPU seconds, RSS bytes) of the collector, from its own Prometheus metrics endpoint."""
+    url = f"http://{HOST}:{layout.ports.otelcol_metrics}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _PROCESS_METRIC.match(line)
+        if m:
+            values[m.group(1)] = float(m.group(2))
+    return values.get("cpu_seconds", float("nan")), values.get("memory_rss", float("nan"))
+
+
+_PROCESS_METRIC = re.compile(r"^otelcol_process_(cpu_seconds|memory_rss)\w*(?:\{[^}]*\})? ([0-9.eE+-]+)$")
 
 
 class Arrivals:
@@ -127,6 +145,7 @@ def run(layout: StackLayout, records: int, latency_samples: int) -> dict[str, fl
     try:
         ids: set[str] = set()
         bodies = [make_body(agent_id, i) for i in range(records)]
+        cpu_before_s, _ = collector_process(layout)
         t0 = time.monotonic()
         for rid, raw in bodies:
             logger.emit(body=raw, severity_number=SeverityNumber.INFO, attributes={"netobs.result.id": rid})
@@ -138,6 +157,7 @@ def run(layout: StackLayout, records: int, latency_samples: int) -> dict[str, fl
             time.sleep(0.05)
         delivered = arrivals.count(ids)
         e2e_s = max(arrivals.seen[r] for r in ids if r in arrivals.seen) - t0
+        cpu_after_s, rss_bytes = collector_process(layout)
 
         latencies_ms = []
         for i in range(latency_samples):
@@ -160,6 +180,8 @@ def run(layout: StackLayout, records: int, latency_samples: int) -> dict[str, fl
         "delivered": delivered,
         "accept_records_per_s": round(records / accepted_s, 1),
         "end_to_end_records_per_s": round(delivered / e2e_s, 1),
+        "collector_cpu_ms_per_1k_records": round((cpu_after_s - cpu_before_s) * 1000 / (records / 1000), 1),
+        "collector_rss_mib": round(rss_bytes / 2**20, 1),
         "latency_p50_ms": round(statistics.median(latencies_ms), 1) if latencies_ms else float("nan"),
         "latency_p95_ms": round(q[18], 1),
         "latency_max_ms": round(max(latencies_ms), 1) if latencies_ms else float("nan"),
