@@ -31,10 +31,10 @@ from typing import Any, ClassVar
 ROOT = Path(__file__).resolve().parents[1]
 # --agent-path DIR measures another copy of the agent (e.g. `git archive <rev> agent`) for an A/B comparison.
 _AGENT = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--agent-path=")), str(ROOT / "agent"))
-sys.path.insert(0, _AGENT)
 sys.path.insert(0, str(ROOT / "bench"))
+from bench_agent import otlp_sink  # noqa: E402  (it puts this checkout's agent first on sys.path)
 
-from bench_agent import otlp_sink  # noqa: E402
+sys.path.insert(0, _AGENT)
 from netobs.config import AgentConfig  # noqa: E402
 from netobs.probes.base import Outcome, ProbeContext  # noqa: E402
 from netobs.result import HttpResult, IcmpResult, TcpResult  # noqa: E402
@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     for kind in kinds:
         if kind not in TYPES:
             ap.error(f"unknown type {kind!r}")
+    import netobs
+
+    print(f"agent: {Path(netobs.__file__).parent}", file=sys.stderr)
     with otlp_sink() as port:
         for kind in kinds:
             rounds = [asyncio.run(one_round(kind, args, port)) for _ in range(args.repeat)]

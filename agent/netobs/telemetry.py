@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -37,6 +38,14 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from netobs import __version__
 from netobs._fastmetrics import MetricMerger, SummedHistogram, supports
+from netobs._resultlogs import (
+    RESULT_EVENT_NAME,
+    RequestExporter,
+    ResultLogBatcher,
+    ResultLogEncoder,
+    grpc_exporter,
+    http_exporter,
+)
 from netobs.config import AgentConfig, ExporterConfig
 from netobs.result import ProbeResult
 
@@ -74,7 +83,9 @@ class TelemetryParts:
 
     metric_readers: list[MetricReader] = field(default_factory=list)
     span_exporters: list[SpanExporter] = field(default_factory=list)
-    log_exporters: list[LogRecordExporter] = field(default_factory=list)
+    log_exporters: list[LogRecordExporter] = field(default_factory=list)  # through the SDK's log pipeline
+    # OTLP exporters of result log records on the short path (see _resultlogs): production
+    result_log_exporters: list[RequestExporter] = field(default_factory=list)
     batch: bool = True  # batch processors (production) or simple ones (tests: synchronous)
     stdout: IO[str] | None = None
 
@@ -103,6 +114,11 @@ class Telemetry:
                 if parts.batch
                 else SimpleLogRecordProcessor(log_exporter)
             )
+        scope = InstrumentationScope(INSTRUMENTATION_SCOPE, __version__)
+        self._sdk_logs = bool(parts.log_exporters)
+        self._result_logs = [
+            ResultLogBatcher(ResultLogEncoder(resource, scope), exporter) for exporter in parts.result_log_exporters
+        ]
         self._stdout = parts.stdout
         self.prometheus: PrometheusEndpoint | None = None
         self.tracer: trace.Tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
@@ -115,11 +131,7 @@ class Telemetry:
             self_aggregated=all(supports(r) for r in readers),
         )
         if self._instruments.summed_histograms:
-            merger = MetricMerger(
-                resource,
-                InstrumentationScope(INSTRUMENTATION_SCOPE, __version__),
-                self._instruments.summed_histograms,
-            )
+            merger = MetricMerger(resource, scope, self._instruments.summed_histograms)
             for reader in readers:
                 merger.install(reader)
         self._attr_cache: dict[tuple[str, str, str], dict[str, str]] = {}
@@ -160,17 +172,29 @@ class Telemetry:
             self._attr_cache[key] = attrs
         self._instruments.record(result, attrs)
         body = result.to_json()
-        self._results_logger.emit(
-            timestamp=result.started_at_ms * 1_000_000,
-            body=body,
-            severity_number=_logs.SeverityNumber.INFO,
-            event_name="netobs.probe.result",
-            attributes={
-                "netobs.check.name": result.check_name,
-                "netobs.check.type": result.check_type,
-                "netobs.result.id": result.result_id,
-            },
-        )
+        if self._result_logs:
+            record = (
+                result.started_at_ms * 1_000_000,
+                time.time_ns(),
+                body,
+                result.check_name,
+                result.check_type,
+                result.result_id,
+            )
+            for batcher in self._result_logs:
+                batcher.add(record)
+        if self._sdk_logs:
+            self._results_logger.emit(
+                timestamp=result.started_at_ms * 1_000_000,
+                body=body,
+                severity_number=_logs.SeverityNumber.INFO,
+                event_name=RESULT_EVENT_NAME,
+                attributes={
+                    "netobs.check.name": result.check_name,
+                    "netobs.check.type": result.check_type,
+                    "netobs.result.id": result.result_id,
+                },
+            )
         if self._stdout is not None:
             self._stdout.write(body + "\n")
 
@@ -185,6 +209,8 @@ class Telemetry:
 
     def flush(self) -> None:
         self.tracer_provider.force_flush()
+        for batcher in self._result_logs:
+            batcher.force_flush()
         self.logger_provider.force_flush()
         self.meter_provider.force_flush()
         if self._stdout is not None:
@@ -196,6 +222,11 @@ class Telemetry:
                 provider.shutdown()
             except Exception:
                 log.exception("telemetry shutdown of %s failed", type(provider).__name__)
+        for batcher in self._result_logs:
+            try:
+                batcher.shutdown()
+            except Exception:
+                log.exception("telemetry shutdown of the result log exporter failed")
         if self.prometheus is not None:
             self.prometheus.close()
         if self._stdout is not None:
@@ -399,7 +430,6 @@ class _SummedCounter:
 def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
     headers = dict(exp.headers) or None
     if exp.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -426,9 +456,8 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
             )
         )
         parts.span_exporters.append(OTLPSpanExporter(**common))
-        parts.log_exporters.append(OTLPLogExporter(**common))
+        parts.result_log_exporters.append(grpc_exporter(**common))
     else:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as HttpMetricExporter,
         )
@@ -452,7 +481,7 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
             )
         )
         parts.span_exporters.append(HttpSpanExporter(endpoint=f"{base}/v1/traces", **kw))
-        parts.log_exporters.append(HttpLogExporter(endpoint=f"{base}/v1/logs", **kw))
+        parts.result_log_exporters.append(http_exporter(endpoint=f"{base}/v1/logs", **kw))
 
 
 def _read(path: str | None) -> bytes | None:

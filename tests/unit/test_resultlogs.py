@@ -1,0 +1,231 @@
+"""Result log records on the short path: the same OTLP as the SDK's, batched, and really sent."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from typing import Any
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from netobs import __version__
+from netobs._resultlogs import ResultLog, ResultLogBatcher, ResultLogEncoder
+from netobs.config import parse_config
+from netobs.telemetry import INSTRUMENTATION_SCOPE, Telemetry, build_resource
+from tests.contract.exemplars import result_of_type
+
+SCOPE = InstrumentationScope(INSTRUMENTATION_SCOPE, __version__)
+
+
+@pytest.mark.parametrize("check_type", ["icmp", "http", "traceroute"])
+def test_encoding_is_what_the_sdk_encoder_makes_of_the_same_record(check_type: str) -> None:
+    cfg = parse_config("agent_id: ams-7\npop: ams")
+    sdk = Telemetry.in_memory(cfg)  # results through the SDK's logger and processors
+    results = [result_of_type(check_type), result_of_type(check_type)]
+    results[1].result_id, results[1].started_at_ms = "another-id", 1_700_000_000_123
+    for r in results:
+        sdk.record(r)
+    finished = sdk.log_exporter.get_finished_logs()
+    expected = encode_logs(finished)
+    records: list[ResultLog] = [
+        (
+            r.started_at_ms * 1_000_000,
+            int(f.log_record.observed_timestamp or 0),
+            r.to_json(),
+            r.check_name,
+            r.check_type,
+            r.result_id,
+        )
+        for r, f in zip(results, finished, strict=True)
+    ]
+    got = ResultLogEncoder(build_resource(cfg), SCOPE).encode(records)
+    assert got == expected
+    assert got.SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
+
+
+class _Recorder:
+    def __init__(self, fail: bool = False, raises: bool = False) -> None:
+        self.requests: list[tuple[ExportLogsServiceRequest, int]] = []
+        self.fail, self.raises, self.shut = fail, raises, False
+
+    def export_request(self, request: ExportLogsServiceRequest, count: int) -> bool:
+        if self.raises:
+            raise RuntimeError("boom")
+        self.requests.append((request, count))
+        return not self.fail
+
+    def shutdown(self) -> None:
+        self.shut = True
+
+
+def _rec(i: int) -> ResultLog:
+    return (i, i, f"body-{i}", "c", "icmp", f"id-{i}")
+
+
+def _bodies(recorder: _Recorder) -> list[list[str]]:
+    return [
+        [lr.body.string_value for lr in req.resource_logs[0].scope_logs[0].log_records] for req, _ in recorder.requests
+    ]
+
+
+@pytest.mark.parametrize(
+    ("added", "batch", "queue", "batches", "dropped"),
+    [
+        (5, 2, 100, [["body-0", "body-1"], ["body-2", "body-3"], ["body-4"]], 0),
+        (1, 2048, 100, [["body-0"]], 0),
+        (5, 10, 3, [["body-2", "body-3", "body-4"]], 2),  # a full queue drops the oldest
+    ],
+)
+def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list[str]], dropped: int) -> None:
+    recorder = _Recorder()
+    batcher = ResultLogBatcher(
+        ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE),
+        recorder,
+        max_queue_size=queue,
+        max_export_batch_size=batch,
+        schedule_delay_s=3600,
+    )
+    try:
+        for i in range(added):
+            batcher.add(_rec(i))
+        assert batcher.force_flush()
+        assert _bodies(recorder) == batches
+        assert [c for _, c in recorder.requests] == [len(b) for b in batches]
+        assert (batcher.exported, batcher.dropped) == (sum(len(b) for b in batches), dropped)
+    finally:
+        batcher.shutdown()
+    assert recorder.shut
+
+
+def test_a_full_batch_wakes_the_export_thread() -> None:
+    recorder = _Recorder()
+    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
+    batcher = ResultLogBatcher(encoder, recorder, max_export_batch_size=3, schedule_delay_s=3600)
+    try:
+        for i in range(3):
+            batcher.add(_rec(i))
+        for _ in range(500):
+            if recorder.requests:
+                break
+            threading.Event().wait(0.01)
+        assert _bodies(recorder) == [["body-0", "body-1", "body-2"]]
+    finally:
+        batcher.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["fails", "raises"])
+def test_export_failures_are_counted_not_raised(mode: str) -> None:
+    recorder = _Recorder(fail=mode == "fails", raises=mode == "raises")
+    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
+    batcher = ResultLogBatcher(encoder, recorder, schedule_delay_s=3600)
+    batcher.add(_rec(1))
+    batcher.add(_rec(2))
+    assert not batcher.force_flush()
+    assert (batcher.exported, batcher.failed) == (0, 2)
+    batcher.shutdown()
+
+
+# -- against real OTLP receivers on loopback (gRPC server, HTTP server) ---------------------------------
+
+
+@contextlib.contextmanager
+def _grpc_receiver() -> Iterator[tuple[str, list[bytes]]]:
+    import grpc  # type: ignore[import-untyped]
+
+    received: list[bytes] = []
+
+    class Handler(grpc.GenericRpcHandler):  # type: ignore[misc]
+        def service(self, details: Any) -> Any:
+            if details.method != "/opentelemetry.proto.collector.logs.v1.LogsService/Export":
+                return grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"")
+
+            def export(request: bytes, context: Any) -> bytes:
+                received.append(request)
+                return b""
+
+            return grpc.unary_unary_rpc_method_handler(export)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((Handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}", received
+    finally:
+        server.stop(grace=None)
+
+
+@contextlib.contextmanager
+def _http_receiver() -> Iterator[tuple[str, list[bytes]]]:
+    received: list[bytes] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path == "/v1/logs":
+                received.append(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_otlp_receiver_gets_one_record_per_result_with_body_timestamp_attributes_resource(protocol: str) -> None:
+    receiver = _grpc_receiver if protocol == "grpc" else _http_receiver
+    with receiver() as (endpoint, received):
+        cfg = parse_config(
+            f"agent_id: ams-7\npop: ams\nexporter: {{endpoint: '{endpoint}', protocol: {protocol}, "
+            "export_interval_s: 300}\noutputs: {stdout_json: false}"
+        )
+        telemetry = Telemetry.from_config(cfg)
+        results = [result_of_type("icmp"), result_of_type("dns")]
+        results[1].result_id = "second"
+        try:
+            for r in results:
+                telemetry.record(r)
+            telemetry.flush()
+        finally:
+            telemetry.shutdown()
+        records = []
+        for raw in received:
+            for rl in ExportLogsServiceRequest.FromString(raw).resource_logs:
+                resource = {kv.key: kv.value.string_value for kv in rl.resource.attributes}
+                for sl in rl.scope_logs:
+                    assert sl.scope.name == INSTRUMENTATION_SCOPE
+                    records.extend((resource, lr) for lr in sl.log_records)
+    assert len(records) == 2
+    for (resource, lr), r in zip(records, results, strict=True):
+        assert lr.body.string_value == r.to_json()
+        assert lr.time_unix_nano == r.started_at_ms * 1_000_000
+        assert lr.observed_time_unix_nano > 0 and lr.severity_number == 9
+        assert lr.event_name == "netobs.probe.result"
+        assert {kv.key: kv.value.string_value for kv in lr.attributes} == {
+            "netobs.check.name": r.check_name,
+            "netobs.check.type": r.check_type,
+            "netobs.result.id": r.result_id,
+        }
+        assert (resource["netobs.agent.id"], resource["netobs.pop"], resource["service.name"]) == (
+            "ams-7",
+            "ams",
+            "netobs-agent",
+        )
