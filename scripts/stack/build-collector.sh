@@ -29,13 +29,14 @@ build() {
     # missing test-only modules) and compile ourselves.
     # The builder writes go.mod (core modules pinned to its version) before its tidy step,
     # so its failure there is expected; a missing go.mod is not.
-    {
+    compile() {
         "$ocb_dir/builder" --config "$work/manifest.yaml" --skip-compilation ||
-            log "builder's go mod tidy failed (expected: test-only modules missing); continuing"
+            echo "builder's go mod tidy failed (expected: test-only modules missing); continuing"
         test -f "$work/src/go.mod" &&
         (cd "$work/src" && go mod tidy -e &&
             CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o netobs-otelcol .)
-    } >"$work/build.log" 2>&1 || {
+    }
+    with_heartbeat "collector build" compile >"$work/build.log" 2>&1 || {
         log "collector build failed; log: $work/build.log"; tail -30 "$work/build.log" >&2; exit 1; }
     cp "$work/src/netobs-otelcol" "$work/netobs-otelcol"
     rm -rf "$work/src"

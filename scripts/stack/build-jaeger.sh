@@ -17,12 +17,13 @@ build() {
     if [[ -f "$SRC/go.sum" ]]; then cp "$SRC/go.sum" "$work/src/"; fi
     log "building Jaeger v2 (key $KEY); a cold build takes several minutes"
     local start=$SECONDS
-    (
+    compile() (
         cd "$work/src"
         # -mod=mod lets go fill go.sum for the packages the binary needs (no test deps).
         CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags="-s -w" -o "$work/jaeger" \
             github.com/jaegertracing/jaeger/cmd/jaeger
-    ) >"$work/build.log" 2>&1 || {
+    )
+    with_heartbeat "Jaeger build" compile >"$work/build.log" 2>&1 || {
         log "Jaeger build failed; log: $work/build.log"; tail -30 "$work/build.log" >&2; exit 1; }
     cp "$work/src/go.sum" "$work/go.sum"
     rm -rf "$work/src"

@@ -11,6 +11,7 @@ export GOCACHE="${GOCACHE:-$(go env GOCACHE 2>/dev/null || echo "$HOME/.cache/go
 export GOFLAGS="${GOFLAGS:--p=2}"
 
 log() { printf '[netobs-stack] %s\n' "$*" >&2; }
+exec 3>&2  # the caller's stderr, for progress lines while a step's output goes to its log file
 
 # hash_files FILE... -> short sha256 over the files' contents plus extra key material in $HASH_EXTRA.
 # Whole-line comments (#, //, <!-- -->) do not count: editing a comment must not force a rebuild.
@@ -28,4 +29,25 @@ with_lock() {
         flock 9
         "$@"
     ) 9>"$NETOBS_CACHE/locks/$name.lock"
+}
+
+# with_heartbeat WHAT CMD... -> run CMD, printing "WHAT: still running (N s)" every 30 s so a
+# long cold build is visibly alive.
+with_heartbeat() {
+    local what="$1"; shift
+    local start=$SECONDS
+    (
+        trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+        while :; do
+            sleep 30 & nap=$!
+            wait "$nap"
+            log "$what: still running ($((SECONDS - start)) s)" 2>&3
+        done
+    ) &
+    local beat=$!
+    local rc=0
+    "$@" || rc=$?
+    kill "$beat" 2>/dev/null || true
+    wait "$beat" 2>/dev/null || true
+    return "$rc"
 }
