@@ -141,28 +141,37 @@ class Stack:
 
     def _start_and_wait(self, comps: Sequence[Component]) -> list[StartFailure]:
         failures: list[StartFailure] = []
-        started: dict[str, tuple[procs.PidRecord, float]] = {}
+        started: dict[str, tuple[procs.PidRecord, int]] = {}
         for comp in comps:
-            running = self.pid_record(comp.name)
-            if running is not None:
-                self.say(f"{comp.name}: already running (pid {running.pid})")
-                log_file = self.layout.log_file(comp.name)
-                started[comp.name] = (running, float(log_file.stat().st_size if log_file.exists() else 0))
-                continue
-            try:
-                comp.prepare(self.say)
-            except (StackError, OSError, ValueError, KeyError) as exc:
-                failures.append(StartFailure(comp.name, f"could not prepare: {exc}", self.layout.log_file(comp.name)))
-                continue
-            env = {**os.environ, **self.layout.ports.env(), **comp.env()}
-            log_file = self.layout.log_file(comp.name)
-            offset = log_file.stat().st_size if log_file.exists() else 0
-            argv = comp.argv()
-            pid = procs.spawn(argv, env, log_file, self.layout.pid_file(comp.name), cwd=self.layout.repo)
-            self.say(f"{comp.name}: started (pid {pid}), log {log_file}")
-            record = procs.read_pid(self.layout.pid_file(comp.name))
-            assert record is not None
-            started[comp.name] = (record, float(offset))
+            launched = self._launch(comp)
+            if isinstance(launched, StartFailure):
+                failures.append(launched)
+            else:
+                started[comp.name] = launched
+        return failures + self._wait(started)
+
+    def _launch(self, comp: Component) -> StartFailure | tuple[procs.PidRecord, int]:
+        """Start ``comp`` unless it runs; returns its pid record and the log offset to read reasons from."""
+        log_file = self.layout.log_file(comp.name)
+        offset = log_file.stat().st_size if log_file.exists() else 0
+        running = self.pid_record(comp.name)
+        if running is not None:
+            self.say(f"{comp.name}: already running (pid {running.pid})")
+            return running, offset
+        try:
+            comp.prepare(self.say)
+        except (StackError, OSError, ValueError, KeyError) as exc:
+            return StartFailure(comp.name, f"could not prepare: {exc}", log_file)
+        env = {**os.environ, **self.layout.ports.env(), **comp.env()}
+        pid = procs.spawn(comp.argv(), env, log_file, self.layout.pid_file(comp.name), cwd=self.layout.repo)
+        self.say(f"{comp.name}: started (pid {pid}), log {log_file}")
+        record = procs.read_pid(self.layout.pid_file(comp.name))
+        assert record is not None
+        return record, offset
+
+    def _wait(self, started: dict[str, tuple[procs.PidRecord, int]]) -> list[StartFailure]:
+        """Poll until every started component is ready (then run its after-ready hook) or failed."""
+        failures: list[StartFailure] = []
         pending = dict(started)
         start = time.monotonic()
         ready_at: dict[str, float] = {}
@@ -174,7 +183,7 @@ class Stack:
                 if not procs.is_alive(record):
                     code = procs.exit_code(record.pid)
                     how = f"exited with code {code}" if code is not None else "exited"
-                    reason = f"{how}: {_reason(log_file, int(log_offset))}"
+                    reason = f"{how}: {_reason(log_file, log_offset)}"
                     failures.append(StartFailure(name, reason, log_file))
                     del pending[name]
                     continue
