@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from netobs.stack.layout import StackLayout
@@ -81,7 +81,18 @@ class Topics:
             future.result(timeout=60)
 
 
-def produce(bootstrap: str, topic: str, values: Iterable[bytes], key: Callable[[bytes], bytes] | None = None) -> int:
+def series_key(value: bytes) -> bytes:
+    """Key a result by its series (agent, check, target), as a keyed producer would: spreads partitions."""
+    try:
+        record = json.loads(value)
+        return f"{record['agent_id']}|{record['check_name']}|{record['target']}".encode()
+    except (ValueError, KeyError, TypeError):
+        return value[:32]
+
+
+def produce(
+    bootstrap: str, topic: str, values: Iterable[bytes], key: Callable[[bytes], bytes] | None = series_key
+) -> int:
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -95,7 +106,7 @@ def produce(bootstrap: str, topic: str, values: Iterable[bytes], key: Callable[[
     for value in values:
         while True:
             try:
-                producer.produce(topic, value)
+                producer.produce(topic, value, key=None if key is None else key(value))
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -151,7 +162,10 @@ def committed_total(bootstrap: str, group: str, topic: str) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        parts = consumer.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10)
+        try:
+            parts = consumer.committed([TopicPartition(topic, p) for p in meta.partitions], timeout=10)
+        except KafkaException:  # the group coordinator is still loading: nothing committed yet
+            return 0
         return sum(max(tp.offset, 0) for tp in parts)
     finally:
         consumer.close()

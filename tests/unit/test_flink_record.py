@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netobs_flink.record import READ_FIELDS, REQUIRED, is_valid, source_columns_sql, valid_sql
+from netobs_flink.record import READ_FIELDS, REQUIRED, is_valid, required_spec, source_columns_sql, valid_sql
 
 GOLDEN = Path(__file__).resolve().parents[1] / "contract" / "golden"
 CHECK_TYPES = ("icmp", "dns", "http", "tcp", "traceroute")
@@ -95,3 +95,5 @@ def test_sql_is_generated_from_the_one_table() -> None:
     predicate = valid_sql()
     assert all(f"'$.{name}'" in predicate for name in REQUIRED)
     assert "TRY_CAST(JSON_VALUE(`raw`, '$.started_at_ms') AS BIGINT) IS NOT NULL" in predicate
+    spec = dict(part.split(":") for part in required_spec().split(","))
+    assert spec == REQUIRED  # what the job's Java check (ResultId) enforces

@@ -90,7 +90,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         p for p in (str(REPO_ROOT / "pipelines" / "flink"), child_env.get("PYTHONPATH", "")) if p
     )
     child_env["NETOBS_FLINK_JARS"] = env["FLINK_JARS"]
-    argv = [str(python), "-m", "netobs_flink.job", *args.job_args]
+    job_args = list(args.job_args)
+    if job_args[:1] == ["--"]:
+        job_args = job_args[1:]
+    argv = [str(python), "-m", "netobs_flink.job", *job_args]
     return subprocess.call(argv, env=child_env)
 
 
@@ -119,7 +122,12 @@ def add_parser(top: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fsub = flink.add_subparsers(dest="flink_command", required=True, metavar="ACTION")
-    p = fsub.add_parser("run", help="run the job on a local mini-cluster (arguments go to the job; see --help)")
+    p = fsub.add_parser(
+        "run",
+        help="run the job on a local mini-cluster",
+        description="Run the job on a local mini-cluster. Every argument goes to the job: "
+        "`netobs flink run -- --help` lists them.",
+    )
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="options of python -m netobs_flink.job")
     p.set_defaults(func=cmd_run)
     p = fsub.add_parser("env", help="print the Flink virtualenv and jar folder, creating them if missing")

@@ -13,9 +13,9 @@ Only import this inside the Flink virtualenv. Dataflow (per-record work stays in
                           │                                                                  ▼
                           │                        Kafka netobs.alerts (exactly-once)  +  Alertmanager
                           │                        (POST /api/v2/alerts, re-sent while firing)
-                          └─ SQL raw source ─┬─ invalid ─ Kafka netobs.deadletter (exactly-once)
-                                             └─ valid ─ dedup result_id ─ FileSink
-                                                <lake>/date=YYYY-MM-DD/hour=HH/part-*.jsonl (on checkpoints)
+                          └─ SQL raw source ─ Java check (one parse) ─┬─ invalid ─ Kafka netobs.deadletter
+                                                                      └─ valid ─ dedup result_id ─ FileSink
+                                             <lake>/date=YYYY-MM-DD/hour=HH/part-*.jsonl (on checkpoints)
 
 Event time is ``started_at_ms``; the watermark trails the largest one by ``--allowed-lateness-s`` and idle
 partitions stop holding it back after ``--idle-timeout-s``. A restart with ``--restore auto`` resumes
@@ -55,7 +55,7 @@ from netobs_flink.alertmanager import AlertmanagerClient, AlertmanagerError
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent, event_from_dict
 from netobs_flink.detect.availability import Change, Correlator, CorrelatorState
 from netobs_flink.detect.latency import LatencyConfig
-from netobs_flink.record import source_columns_sql, valid_sql
+from netobs_flink.record import required_spec, source_columns_sql
 from netobs_flink.series import (
     PHASES,
     DetectorConfigs,
@@ -315,8 +315,12 @@ CREATE TEMPORARY TABLE `deadletter` (`raw` STRING) WITH (
   'sink.delivery-guarantee' = '{"exactly-once" if cfg.checkpoint_dir else "at-least-once"}',
   'sink.transactional-id-prefix' = '{cfg.group_id}-deadletter',
   'properties.transaction.timeout.ms' = '600000')""")
+    t_env.create_java_temporary_system_function("netobs_result_id", "io.netobs.flink.ResultId")
+    t_env.execute_sql(f"""
+CREATE TEMPORARY VIEW `results_checked` AS
+SELECT `raw`, `proc`, netobs_result_id(`raw`, '{required_spec()}') AS `rid` FROM `results_raw`""")
     statements = t_env.create_statement_set()
-    statements.add_insert_sql(f"INSERT INTO `deadletter` SELECT `raw` FROM `results_raw` WHERE NOT {valid_sql()}")
+    statements.add_insert_sql("INSERT INTO `deadletter` SELECT `raw` FROM `results_checked` WHERE `rid` IS NULL")
 
     # Detection: JVM windows -> Python per series -> Python correlator.
     windows = t_env.to_data_stream(t_env.sql_query(window_sql(cfg)))
@@ -340,10 +344,10 @@ CREATE TEMPORARY TABLE `deadletter` (`raw` STRING) WITH (
         ).name("alertmanager").uid("alertmanager")
 
     if cfg.lake:
-        archive = t_env.sql_query(f"""
+        archive = t_env.sql_query("""
 SELECT `raw` FROM (
   SELECT `raw`, ROW_NUMBER() OVER (PARTITION BY `rid` ORDER BY `proc`) AS `rn`
-  FROM (SELECT `raw`, `proc`, JSON_VALUE(`raw`, '$.result_id') AS `rid` FROM `results_raw` WHERE {valid_sql()})
+  FROM `results_checked` WHERE `rid` IS NOT NULL
 ) WHERE `rn` = 1""")
         rows = t_env.to_data_stream(archive)
         jvm = get_gateway().jvm

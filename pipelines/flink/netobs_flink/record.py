@@ -44,8 +44,17 @@ def source_columns_sql() -> str:
     return ",\n  ".join(f"`{name}` {sql_type}" for name, sql_type in READ_FIELDS.items())
 
 
+def required_spec() -> str:
+    """The rule for the job's Java check ``netobs_result_id(raw, spec)``: ``name:TYPE,...``."""
+    return ",".join(f"{name}:{sql_type}" for name, sql_type in REQUIRED.items())
+
+
 def valid_sql(column: str = "`raw`") -> str:
-    """A SQL predicate on the raw message text: true when the record can be processed."""
+    """A SQL predicate on the raw message text: true when the record can be processed.
+
+    The same rule with Flink's JSON functions (one parse per field); the job uses the Java check, which
+    parses once. Kept for tools and as the reference the tests compare the two with.
+    """
     checks = [f"{column} IS JSON OBJECT"]
     for name, sql_type in REQUIRED.items():
         # JSON_VALUE ... RETURNING of numbers fails at run time in Flink 2.2 (Long cast to BigDecimal):

@@ -1,0 +1,205 @@
+"""Benchmark the streaming job: sustained records/s (parallelism 2) and outage-to-Alertmanager delay.
+
+Runs in the Flink virtualenv, against the project's real Kafka and Alertmanager (started on free ports):
+
+    eval "$(bash scripts/setup.d/50-flink.sh --print | sed 's/^/export /')"
+    NETOBS_FLINK_JARS=$FLINK_JARS PYTHONPATH=pipelines/flink:agent:. $FLINK_VENV/bin/python bench/bench_flink.py
+
+Throughput: a backlog of ``--records`` results from ``--series`` series (``--spacing-ms`` apart in event
+time per series) is written to the results topic first; the job then drains it with detection, dead-letter
+and archive on. The job commits its Kafka offsets on each checkpoint, which completes only once every
+operator (the Python detectors included) has processed everything before it, so committed offsets over
+time are the end-to-end rate. Reported: records/s between 10% and 90% of the backlog.
+
+Delay: then 4 POPs probe ``--trials`` targets live every ``--interval-s``, each (POP, target) at its own
+offset in the interval as the agents' scheduler does; one target at a time goes down from 3 POPs. Delay =
+the time the outage alert appears in Alertmanager's API - started_at_ms of the first failing result. The
+goal is one probe interval + 5 s (an outage needs 2 failed results per POP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.flink.harness import (
+    JobProcess,
+    Topics,
+    alertmanager_alerts,
+    committed_total,
+    job_args,
+    produce,
+    start_stack,
+    wait_until_running,
+)
+from tests.flink.records import encode, result
+
+POPS = ("fra", "sin", "iad", "gru")
+
+
+def backlog(series: int, records: int, spacing_ms: int, end_ms: int) -> list[bytes]:
+    per_series = max(1, records // series)
+    start = end_ms - per_series * spacing_ms
+    out = []
+    for k in range(per_series):
+        at = start + k * spacing_ms
+        for s in range(series):
+            pop = POPS[s % len(POPS)]
+            out.append(
+                encode(
+                    result(
+                        at_ms=at,
+                        pop=pop,
+                        target=f"bench-{s // len(POPS)}.test",
+                        duration_ms=20.0 + (s % 7) + (k % 5) * 0.3,
+                    )
+                )
+            )
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--series", type=int, default=2000)
+    p.add_argument("--records", type=int, default=400_000)
+    p.add_argument("--spacing-ms", type=int, default=100, help="event-time gap between a series' results")
+    p.add_argument("--window-s", type=int, default=1)
+    p.add_argument("--parallelism", type=int, default=2)
+    p.add_argument("--partitions", type=int, default=2)
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--interval-s", type=float, default=5.0)
+    p.add_argument("--no-archive", action="store_true", help="leave the lake out (to see what it costs)")
+    args = p.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="nobs-bench-flink-") as tmp:
+        work = Path(tmp)
+        stack = start_stack(work / "stack", say=lambda line: None)
+        bootstrap = f"127.0.0.1:{stack.layout.ports.kafka}"
+        am = f"http://127.0.0.1:{stack.layout.ports.alertmanager}"
+        topics = Topics.unique()
+        topics.create(bootstrap, partitions=args.partitions)
+        group = f"nobs-bench-{uuid.uuid4().hex[:6]}"
+        job = None
+        try:
+            values = backlog(args.series, args.records, args.spacing_ms, int(time.time() * 1000) - 60_000)
+            t = time.monotonic()
+            n = produce(bootstrap, topics.results, values)
+            print(f"backlog: {n} records of {args.series} series written in {time.monotonic() - t:.1f} s")
+            job = JobProcess(
+                job_args(
+                    bootstrap,
+                    topics,
+                    group=group,
+                    alertmanager=am,
+                    lake=work / "lake",
+                    checkpoints=work / "chk",
+                    extra=[
+                        "--checkpoint-interval-s",
+                        "2",
+                        "--window-s",
+                        str(args.window_s),
+                        "--allowed-lateness-s",
+                        "1",
+                        "--idle-timeout-s",
+                        "3",
+                        "--resend-interval-s",
+                        "30",
+                        "--parallelism",
+                        str(args.parallelism),
+                        "--latency-warmup-s",
+                        "60",
+                        "--latency-season-s",
+                        "0",
+                    ],
+                ),
+                work / "job.log",
+            )
+            t_start = time.monotonic()
+            marks: dict[float, float] = {}
+            while True:
+                if not job.alive():
+                    print(job.tail(), file=sys.stderr)
+                    return 1
+                done = min(
+                    committed_total(bootstrap, f"{group}-detect", topics.results),
+                    committed_total(bootstrap, f"{group}-raw", topics.results),
+                )
+                now = time.monotonic()
+                for q in (0.1, 0.9, 1.0):
+                    if done >= q * n and q not in marks:
+                        marks[q] = now
+                if 1.0 in marks or now - t_start > 1800:
+                    break
+                time.sleep(0.5)
+            rate = 0.8 * n / max(marks[0.9] - marks[0.1], 1e-9)
+            print(
+                f"throughput: {rate:,.0f} records/s (10%..90% of the backlog, parallelism {args.parallelism}, "
+                f"{args.series} series, {1000 * args.window_s // args.spacing_ms} results per series-window); "
+                f"whole backlog incl. start-up {n / (marks[1.0] - t_start):,.0f} records/s"
+            )
+
+            wait_until_running(bootstrap, topics, job)
+            delays = live_delays(bootstrap, am, topics, args.trials, args.interval_s)
+            print(
+                f"outage -> Alertmanager delay over {len(delays)} trials (probe interval {args.interval_s:.0f} s): "
+                f"p50 {statistics.median(delays):.1f} s, p99 {percentile(delays, 0.99):.1f} s, "
+                f"max {max(delays):.1f} s; goal <= {args.interval_s + 5:.0f} s"
+            )
+        finally:
+            if job is not None:
+                job.stop()
+            stack.down(["kafka", "alertmanager"])
+    return 0
+
+
+def live_delays(bootstrap: str, am: str, topics: Topics, trials: int, interval_s: float) -> list[float]:
+    """Outage-to-Alertmanager delays. Like the agents' scheduler, every (POP, target) probes at its own
+    offset within the interval, so results arrive all the time, not in bursts."""
+    tag = uuid.uuid4().hex[:6]
+    targets = [f"live-{tag}-{i}.test" for i in range(trials)]
+    rng = random.Random(3)
+    due = {(t, pop): time.time() + rng.uniform(0, interval_s) for t in targets for pop in POPS}
+    outage_from: dict[str, float] = {}  # target -> when it goes down (3 POPs fail from then on)
+    first_failure_ms: dict[str, int] = {}
+    seen: dict[str, float] = {}
+    start = time.time()
+    while len(seen) < trials and time.time() - start < 60 + trials * 4 * interval_s:
+        now = time.time()
+        k = int((now - start - 3 * interval_s) // (3 * interval_s))  # a new outage every 3 intervals
+        if 0 <= k < trials and targets[k] not in outage_from:
+            outage_from[targets[k]] = now
+        batch = []
+        for (target, pop), when in due.items():
+            if when > now:
+                continue
+            failing = pop != "gru" and target in outage_from and target not in seen and when >= outage_from[target]
+            at_ms = int(when * 1000)
+            if failing:
+                first_failure_ms.setdefault(target, at_ms)
+            batch.append(encode(result(at_ms=at_ms, pop=pop, target=target, success=not failing)))
+            due[(target, pop)] = when + interval_s
+        if batch:
+            produce(bootstrap, topics.results, batch)
+        for alert in alertmanager_alerts(am):
+            target = alert["labels"].get("target", "")
+            if alert["labels"].get("alertname") == "NetobsTargetOutage" and target in first_failure_ms:
+                seen.setdefault(target, time.time())
+        time.sleep(0.05)
+    return [seen[t] - first_failure_ms[t] / 1000.0 for t in seen]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
