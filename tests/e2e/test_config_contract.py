@@ -11,6 +11,7 @@ import yaml
 from netobs.stack.components import JAEGER_MAX_TRACES
 from netobs.stack.ports import DEFAULT_PORTS, stack_ports
 from netobs.stack.topics import RESULTS, TOPICS
+from tests.e2e.conftest import E2E_SLOTS
 
 REPO = Path(__file__).resolve().parents[2]
 ENV_REF = re.compile(r"\$\{env:(NETOBS_[A-Z0-9_]+)(?::-[^}]*)?\}")
@@ -46,7 +47,7 @@ def test_collector_keeps_the_agent_default_otlp_ports() -> None:
     assert (DEFAULT_PORTS.otelcol_otlp_grpc, DEFAULT_PORTS.otelcol_otlp_http) == (4317, 4318)
 
 
-@pytest.mark.parametrize("offset", [0, 11000, 12000, 13500])
+@pytest.mark.parametrize("offset", [0, 11000, 12150, 13500])
 def test_ports_are_distinct_and_offsets_do_not_overlap_the_default_set(offset: int) -> None:
     ports = list(stack_ports(offset).as_dict().values())
     assert len(set(ports)) == len(ports)
@@ -67,8 +68,17 @@ def test_topic_names_are_unique_and_prefixed() -> None:
     assert {"netobs.results", "netobs.alerts", "netobs.deadletter"} == set(names)
 
 
-def test_the_e2e_stacks_do_not_share_ports() -> None:
-    # conftest's stack (offset 11000) and the broken-component stack of test_faults (+1000).
-    first = set(stack_ports(11000).as_dict().values())
-    second = set(stack_ports(12000).as_dict().values())
-    assert not first & second
+@pytest.mark.parametrize("slot", E2E_SLOTS)
+def test_e2e_slots_do_not_share_ports(slot: int) -> None:
+    # A slot's stack (offset) and its broken-component stack (offset + 1000) against every other
+    # slot's, the default set, and the bench's --start stack (13500).
+    def ports(offset: int) -> set[int]:
+        return set(stack_ports(offset).as_dict().values())
+
+    mine = ports(slot) | ports(slot + 1000)
+    assert not ports(slot) & ports(slot + 1000)
+    assert not mine & (ports(0) | ports(13500))
+    assert not stack_ports(slot + 1000).in_ephemeral_range()
+    for other in E2E_SLOTS:
+        if other != slot:
+            assert not mine & (ports(other) | ports(other + 1000))

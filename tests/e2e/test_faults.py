@@ -18,7 +18,6 @@ from netobs.stack.ports import HOST
 from netobs.stack.stack import Stack
 from netobs.stack.topics import RESULTS
 from tests.e2e.backends import TopicReader, promql, result_ids, wait_for
-from tests.e2e.conftest import E2E_PORT_OFFSET
 from tests.e2e.emitter import Emitter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -113,9 +112,9 @@ def test_prometheus_down_metrics_are_retried_until_it_is_back(stack: Stack, emit
     assert len(final) == 1
 
 
-def test_stack_up_reports_a_component_that_cannot_start(tmp_path: Path) -> None:
+def test_stack_up_reports_a_component_that_cannot_start(tmp_path: Path, e2e_offset: int) -> None:
     # A second stack on other ports whose Prometheus port is already taken.
-    offset = E2E_PORT_OFFSET + 1000
+    offset = e2e_offset + 1000
     env_repo = Path(__file__).resolve().parents[2]
     squatter = socket.socket()
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
