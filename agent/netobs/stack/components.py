@@ -22,6 +22,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
 from netobs.stack.layout import StackError, StackLayout
 from netobs.stack.ports import HOST
 from netobs.stack.topics import TOPICS, Topic
@@ -388,6 +390,13 @@ class Agent(Component):
     def ensure_built(self, say: Say) -> None:
         if self.config is None or not self.config.is_file():
             raise StackError(f"agent config {self.config} not found")
+        endpoint = _exporter_endpoint(self.config)
+        ours = {str(self.ports.otelcol_otlp_grpc), str(self.ports.otelcol_otlp_http)}
+        if endpoint is not None and endpoint.rstrip("/").rsplit(":", 1)[-1] not in ours:
+            say(
+                f"warning: {self.config} exports to {endpoint}, not to this stack's collector "
+                f"({HOST}:{self.ports.otelcol_otlp_grpc} gRPC, :{self.ports.otelcol_otlp_http} HTTP)"
+            )
 
     def argv(self) -> list[str]:
         if self.config is None:
@@ -397,6 +406,17 @@ class Agent(Component):
     def is_ready(self) -> bool:
         # No health endpoint: the stack's wait loop judges it alive (it fails fast on a bad config).
         return True
+
+
+def _exporter_endpoint(config: Path) -> str | None:
+    """``exporter.endpoint`` of an agent config, if it has one (validation is the agent's job)."""
+    try:
+        body = yaml.safe_load(config.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    exporter = body.get("exporter") if isinstance(body, dict) else None
+    endpoint = exporter.get("endpoint", "127.0.0.1:4317") if isinstance(exporter, dict) else None
+    return endpoint if isinstance(endpoint, str) else None
 
 
 BACKENDS: tuple[type[Component], ...] = (Kafka, Prometheus, Alertmanager, Jaeger, Collector)
