@@ -38,14 +38,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from netobs import __version__
 from netobs._fastmetrics import MetricMerger, SummedHistogram, supports
-from netobs._resultlogs import (
-    RESULT_EVENT_NAME,
-    RequestExporter,
-    ResultLogBatcher,
-    ResultLogEncoder,
-    grpc_exporter,
-    http_exporter,
-)
+from netobs._lightspans import LightSpan, LightTracer, SpanEncoder
+from netobs._otlpdirect import Batcher, RequestExporter, grpc_exporter, http_exporter
+from netobs._resultlogs import RESULT_EVENT_NAME, ResultLog, ResultLogEncoder
 from netobs.config import AgentConfig, ExporterConfig
 from netobs.result import ProbeResult
 
@@ -82,9 +77,12 @@ class TelemetryParts:
     """What a Telemetry is built from; lets tests and the CLI choose the destinations."""
 
     metric_readers: list[MetricReader] = field(default_factory=list)
+    # Spans and result logs through the SDK's processors (tests: in-memory exporters) ...
     span_exporters: list[SpanExporter] = field(default_factory=list)
-    log_exporters: list[LogRecordExporter] = field(default_factory=list)  # through the SDK's log pipeline
-    # OTLP exporters of result log records on the short path (see _resultlogs): production
+    log_exporters: list[LogRecordExporter] = field(default_factory=list)
+    # ... or OTLP exporters fed on the agent's short path (production; see _lightspans, _resultlogs).
+    # Without SDK span exporters the agent's tracer is the light one, also when nothing exports spans.
+    direct_span_exporters: list[RequestExporter] = field(default_factory=list)
     result_log_exporters: list[RequestExporter] = field(default_factory=list)
     batch: bool = True  # batch processors (production) or simple ones (tests: synchronous)
     stdout: IO[str] | None = None
@@ -116,12 +114,25 @@ class Telemetry:
             )
         scope = InstrumentationScope(INSTRUMENTATION_SCOPE, __version__)
         self._sdk_logs = bool(parts.log_exporters)
-        self._result_logs = [
-            ResultLogBatcher(ResultLogEncoder(resource, scope), exporter) for exporter in parts.result_log_exporters
+        log_encoder = ResultLogEncoder(resource, scope)
+        self._result_logs: list[Batcher[ResultLog]] = [
+            Batcher(log_encoder.encode, exporter, "netobs-result-logs", schedule_delay_s=1.0)
+            for exporter in parts.result_log_exporters
+        ]
+        span_encoder = SpanEncoder(resource, scope)
+        self._span_batchers: list[Batcher[LightSpan]] = [
+            Batcher(span_encoder.encode, exporter, "netobs-spans", schedule_delay_s=5.0)
+            for exporter in parts.direct_span_exporters
         ]
         self._stdout = parts.stdout
         self.prometheus: PrometheusEndpoint | None = None
-        self.tracer: trace.Tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+        self.tracer: trace.Tracer
+        if parts.span_exporters:
+            if parts.direct_span_exporters:
+                raise ValueError("spans go through either the SDK's exporters or the direct ones, not both")
+            self.tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, __version__)
+        else:
+            self.tracer = LightTracer(self._span_ended)
         self._results_logger: _logs.Logger = self.logger_provider.get_logger(INSTRUMENTATION_SCOPE, __version__)
         # Histograms are aggregated here and merged into each collection when every reader can take them
         # (see _fastmetrics); otherwise they are the SDK's own instruments.
@@ -135,6 +146,13 @@ class Telemetry:
             for reader in readers:
                 merger.install(reader)
         self._attr_cache: dict[tuple[str, str, str], dict[str, str]] = {}
+
+    def _batchers(self) -> list[Batcher[Any]]:
+        return [*self._span_batchers, *self._result_logs]
+
+    def _span_ended(self, span: LightSpan) -> None:
+        for batcher in self._span_batchers:
+            batcher.add(span)
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -209,7 +227,7 @@ class Telemetry:
 
     def flush(self) -> None:
         self.tracer_provider.force_flush()
-        for batcher in self._result_logs:
+        for batcher in self._batchers():
             batcher.force_flush()
         self.logger_provider.force_flush()
         self.meter_provider.force_flush()
@@ -222,11 +240,11 @@ class Telemetry:
                 provider.shutdown()
             except Exception:
                 log.exception("telemetry shutdown of %s failed", type(provider).__name__)
-        for batcher in self._result_logs:
+        for batcher in self._batchers():
             try:
                 batcher.shutdown()
             except Exception:
-                log.exception("telemetry shutdown of the result log exporter failed")
+                log.exception("telemetry shutdown of a direct exporter failed")
         if self.prometheus is not None:
             self.prometheus.close()
         if self._stdout is not None:
@@ -431,7 +449,6 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
     headers = dict(exp.headers) or None
     if exp.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         creds = None
         if not exp.insecure:
@@ -455,13 +472,12 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
                 OTLPMetricExporter(**common), export_interval_millis=exp.export_interval_s * 1000
             )
         )
-        parts.span_exporters.append(OTLPSpanExporter(**common))
-        parts.result_log_exporters.append(grpc_exporter(**common))
+        parts.direct_span_exporters.append(grpc_exporter("traces", **common))
+        parts.result_log_exporters.append(grpc_exporter("logs", **common))
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as HttpMetricExporter,
         )
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 
         base = exp.endpoint if "://" in exp.endpoint else f"http://{exp.endpoint}"
         base = base.rstrip("/")
@@ -480,8 +496,8 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
                 export_interval_millis=exp.export_interval_s * 1000,
             )
         )
-        parts.span_exporters.append(HttpSpanExporter(endpoint=f"{base}/v1/traces", **kw))
-        parts.result_log_exporters.append(http_exporter(endpoint=f"{base}/v1/logs", **kw))
+        parts.direct_span_exporters.append(http_exporter("traces", endpoint=f"{base}/v1/traces", **kw))
+        parts.result_log_exporters.append(http_exporter("logs", endpoint=f"{base}/v1/logs", **kw))
 
 
 def _read(path: str | None) -> bytes | None:

@@ -15,7 +15,8 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from netobs import __version__
-from netobs._resultlogs import ResultLog, ResultLogBatcher, ResultLogEncoder
+from netobs._otlpdirect import Batcher
+from netobs._resultlogs import ResultLog, ResultLogEncoder
 from netobs.config import parse_config
 from netobs.telemetry import INSTRUMENTATION_SCOPE, Telemetry, build_resource
 from tests.contract.exemplars import result_of_type
@@ -84,9 +85,10 @@ def _bodies(recorder: _Recorder) -> list[list[str]]:
 )
 def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list[str]], dropped: int) -> None:
     recorder = _Recorder()
-    batcher = ResultLogBatcher(
-        ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE),
+    batcher = Batcher(
+        ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE).encode,
         recorder,
+        "test",
         max_queue_size=queue,
         max_export_batch_size=batch,
         schedule_delay_s=3600,
@@ -106,7 +108,7 @@ def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list
 def test_a_full_batch_wakes_the_export_thread() -> None:
     recorder = _Recorder()
     encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
-    batcher = ResultLogBatcher(encoder, recorder, max_export_batch_size=3, schedule_delay_s=3600)
+    batcher = Batcher(encoder.encode, recorder, "test", max_export_batch_size=3, schedule_delay_s=3600)
     try:
         for i in range(3):
             batcher.add(_rec(i))
@@ -123,7 +125,7 @@ def test_a_full_batch_wakes_the_export_thread() -> None:
 def test_export_failures_are_counted_not_raised(mode: str) -> None:
     recorder = _Recorder(fail=mode == "fails", raises=mode == "raises")
     encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
-    batcher = ResultLogBatcher(encoder, recorder, schedule_delay_s=3600)
+    batcher = Batcher(encoder.encode, recorder, "test", schedule_delay_s=3600)
     batcher.add(_rec(1))
     batcher.add(_rec(2))
     assert not batcher.force_flush()
@@ -134,15 +136,22 @@ def test_export_failures_are_counted_not_raised(mode: str) -> None:
 # -- against real OTLP receivers on loopback (gRPC server, HTTP server) ---------------------------------
 
 
+GRPC_METHOD = {
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+}
+
+
 @contextlib.contextmanager
-def _grpc_receiver() -> Iterator[tuple[str, list[bytes]]]:
+def grpc_receiver(signal: str = "logs") -> Iterator[tuple[str, list[bytes]]]:
+    """A gRPC server on loopback that keeps the raw requests of ``signal``'s Export calls."""
     import grpc  # type: ignore[import-untyped]
 
     received: list[bytes] = []
 
     class Handler(grpc.GenericRpcHandler):  # type: ignore[misc]
         def service(self, details: Any) -> Any:
-            if details.method != "/opentelemetry.proto.collector.logs.v1.LogsService/Export":
+            if details.method != GRPC_METHOD[signal]:
                 return grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"")
 
             def export(request: bytes, context: Any) -> bytes:
@@ -162,13 +171,14 @@ def _grpc_receiver() -> Iterator[tuple[str, list[bytes]]]:
 
 
 @contextlib.contextmanager
-def _http_receiver() -> Iterator[tuple[str, list[bytes]]]:
+def http_receiver(signal: str = "logs") -> Iterator[tuple[str, list[bytes]]]:
+    """An HTTP server on loopback that keeps the bodies POSTed to /v1/<signal>."""
     received: list[bytes] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            if self.path == "/v1/logs":
+            if self.path == f"/v1/{signal}":
                 received.append(body)
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
@@ -191,7 +201,7 @@ def _http_receiver() -> Iterator[tuple[str, list[bytes]]]:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_otlp_receiver_gets_one_record_per_result_with_body_timestamp_attributes_resource(protocol: str) -> None:
-    receiver = _grpc_receiver if protocol == "grpc" else _http_receiver
+    receiver = grpc_receiver if protocol == "grpc" else http_receiver
     with receiver() as (endpoint, received):
         cfg = parse_config(
             f"agent_id: ams-7\npop: ams\nexporter: {{endpoint: '{endpoint}', protocol: {protocol}, "

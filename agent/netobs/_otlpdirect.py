@@ -1,0 +1,173 @@
+"""Sending OTLP requests built by the agent itself: a batching queue with an export thread, and the SDK's
+OTLP exporters (gRPC and HTTP: their channels, retries, timeouts) adapted to send a ready-made request.
+
+The agent builds the protobuf of its result log records (``_resultlogs``) and of its spans
+(``_lightspans``) directly, a batch at a time, instead of going through the SDK's per-item objects and
+generic encoders. ``Batcher.add`` only appends an item to a deque (event loop, no I/O); its thread turns
+each batch into a request with the signal's ``encode`` and exports it. Batching follows the SDK's batch
+processors: export when ``max_export_batch_size`` items wait or every ``schedule_delay_s``; the queue holds
+at most ``max_queue_size`` items and drops the oldest beyond.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Signal = Literal["logs", "traces"]
+Message = Any  # a protobuf request: ExportLogsServiceRequest, ExportTraceServiceRequest
+
+
+class RequestExporter(Protocol):
+    """An OTLP exporter that sends a ready-made request."""
+
+    def export_request(self, request: Message, count: int) -> bool: ...
+
+    def shutdown(self) -> None: ...
+
+
+class Batcher(Generic[T]):
+    """Queues items and exports them in batches, encoded by ``encode``, from a thread of its own."""
+
+    def __init__(
+        self,
+        encode: Callable[[Sequence[T]], Message],
+        exporter: RequestExporter,
+        name: str,
+        *,
+        max_queue_size: int = 65536,
+        max_export_batch_size: int = 2048,
+        schedule_delay_s: float = 1.0,
+    ) -> None:
+        self._encode = encode
+        self._exporter = exporter
+        self._queue: collections.deque[T] = collections.deque(maxlen=max_queue_size)
+        self._max_queue_size = max_queue_size
+        self._batch_size = max_export_batch_size
+        self._delay_s = schedule_delay_s
+        self._wake = threading.Event()
+        self._export_lock = threading.Lock()
+        self._stopped = False
+        self.dropped = 0
+        self.exported = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def add(self, record: T) -> None:
+        """Queue ``record`` (event loop; no I/O). Beyond ``max_queue_size`` the oldest item is dropped."""
+        queue = self._queue
+        if len(queue) >= self._max_queue_size:
+            self.dropped += 1
+        queue.append(record)
+        if len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def force_flush(self) -> bool:
+        """Export everything queued so far, on the caller's thread; True when every export succeeded."""
+        return self._export_queued()
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self._export_queued()
+        self._exporter.shutdown()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._delay_s)
+            self._wake.clear()
+            self._export_queued()
+
+    def _export_queued(self) -> bool:
+        ok = True
+        with self._export_lock:
+            while self._queue:
+                batch: list[T] = []
+                popleft = self._queue.popleft
+                try:
+                    for _ in range(self._batch_size):
+                        batch.append(popleft())
+                except IndexError:
+                    pass
+                ok = self._export(batch) and ok
+        return ok
+
+    def _export(self, batch: list[T]) -> bool:
+        try:
+            sent = self._exporter.export_request(self._encode(batch), len(batch))
+        except Exception:
+            log.exception("%s: exporting %d items failed", self._thread.name, len(batch))
+            sent = False
+        if sent:
+            self.exported += len(batch)
+        else:
+            self.failed += len(batch)
+        return sent
+
+
+def grpc_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
+    """The SDK's OTLP/gRPC exporter for ``signal`` (its channel, retries, timeout), sending ready-made
+    requests."""
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    base: Any = OTLPLogExporter if signal == "logs" else OTLPSpanExporter
+
+    class GrpcRequestExporter(base):  # type: ignore[misc]
+        def _translate_data(self, data: Any) -> Message:
+            request: Message = data[0]
+            return request
+
+        def _count_data(self, data: Any) -> int:
+            count: int = data[1]
+            return count
+
+        def export_request(self, request: Message, count: int) -> bool:
+            # OTLPExporterMixin._export passes ``data`` only to the two methods above.
+            result = OTLPExporterMixin._export(self, (request, count))  # type: ignore[type-var]
+            return result.name == "SUCCESS"  # LogRecordExportResult / SpanExportResult
+
+        def shutdown(self, timeout_millis: float = 30_000, **kw: Any) -> None:
+            super().shutdown(timeout_millis=timeout_millis)
+
+    exporter: RequestExporter = GrpcRequestExporter(**kwargs)
+    return exporter
+
+
+def http_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
+    """The SDK's OTLP/HTTP exporter for ``signal`` (its session, retries, timeout, size limit), sending
+    ready-made requests."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    base: Any = OTLPLogExporter if signal == "logs" else OTLPSpanExporter
+
+    class HttpRequestExporter(base):  # type: ignore[misc]
+        def export_request(self, request: Message, count: int) -> bool:
+            if self._shutdown:
+                return False
+            # What the exporter's export does after encoding, with the exporter's own metrics.
+            with self._metrics.export_operation(count) as result:
+                data = request.SerializeToString()
+                if 0 < self._max_request_size < len(data):
+                    log.warning("dropping %d %s items: %d bytes exceed the request limit", count, signal, len(data))
+                    return False
+                sent = self._client.export(data)
+                if not sent.success:
+                    result.error = sent.error
+                    return False
+            return True
+
+    exporter: RequestExporter = HttpRequestExporter(**kwargs)
+    return exporter
