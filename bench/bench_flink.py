@@ -20,6 +20,7 @@ goal is one probe interval + 5 s (an outage needs 2 failed results per POP).
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -64,6 +65,21 @@ def backlog(series: int, records: int, spacing_ms: int, end_ms: int) -> list[byt
                 )
             )
     return out
+
+
+def session_cpu_s(session_id: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a session (the job's JVM and
+    its Python workers): the cost per record, whatever else the shared machine is doing."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # field 6 of stat: the session id
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -129,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             t_start = time.monotonic()
             marks: dict[float, float] = {}
+            cpu: dict[float, float] = {}
             while True:
                 if not job.alive():
                     print(job.tail(), file=sys.stderr)
@@ -141,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 for q in (0.1, 0.9, 1.0):
                     if done >= q * n and q not in marks:
                         marks[q] = now
+                        cpu[q] = session_cpu_s(job.proc.pid)
                 if 1.0 in marks or now - t_start > 1800:
                     break
                 time.sleep(0.5)
@@ -149,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"throughput: {rate:,.0f} records/s (10%..90% of the backlog, parallelism {args.parallelism}, "
                 f"{args.series} series, {1000 * args.window_s // args.spacing_ms} results per series-window); "
                 f"whole backlog incl. start-up {n / (marks[1.0] - t_start):,.0f} records/s"
+            )
+            cpu_per_record_us = (cpu[0.9] - cpu[0.1]) / (0.8 * n) * 1e6
+            print(
+                f"cost: {cpu_per_record_us:.0f} us of CPU per record (job JVM + Python workers), i.e. "
+                f"{2e6 / cpu_per_record_us:,.0f} records/s if the job had both cores of this machine to itself"
             )
 
             wait_until_running(bootstrap, topics, job)
