@@ -278,3 +278,17 @@ def test_gzip_lake_files_are_read(lake: Path) -> None:
     gz = sorted(lake.glob(f"date={DAY1}/hour=*/part-0.jsonl.gz"))
     assert gz  # the fixture writes some partitions compressed; their records are in the counts above
     assert gzip.decompress(gz[0].read_bytes()).count(b"\n") == 16
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        ("/data/reports", "/data/reports/report/d"),
+        ("/data/reports/", "/data/reports/report/d"),
+        ("file:///data/reports", "/data/reports/report/d"),
+        ("relative/out", "relative/out/report/d"),
+        ("hdfs://nn/netobs/reports", "report/d"),
+    ],
+)
+def test_report_dir(out: str, expected: str) -> None:
+    assert job.report_dir_for(out, "d") == expected

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -102,6 +103,8 @@ def build_session(master: str | None, *, driver_memory: str = "2g", app_name: st
     effective = local_master or preset or ""
     local = effective.startswith("local")
     cores = os.cpu_count() or 2
+    if local:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # stay on loopback, no interface lookup
     builder = SparkSession.builder.appName(app_name)
     if local_master is not None:
         builder = builder.master(local_master)
@@ -161,6 +164,16 @@ def write_table(
             fs.delete(stale, True)
             log.info("%s: removed the partition of %s (no rows this time)", path, day)
     return int(rows)
+
+
+def report_dir_for(out: str, span: str) -> str:
+    """Where the driver writes the HTML and CSV report: below ``out`` when it is local, else ``./report``."""
+    parsed = urlparse(out)
+    if parsed.scheme in ("", "file"):
+        base = unquote(parsed.path) if parsed.scheme else out
+        return f"{base.rstrip('/')}/report/{span}"
+    log.info("output %s is not local: the report goes to ./report/%s", out, span)
+    return f"report/{span}"
 
 
 def objectives_frame(spark: SparkSession, pairs: list[tuple[str, str]], config: SloConfig) -> DataFrame:
@@ -223,12 +236,9 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
     )
     raw = lake.read_lake(spark, files) or _empty_raw(spark)
     range_cond = transforms.in_range(options.first_day, options.last_day)
-    # Read the lake once: the normalized rows stay cached for the counts and for deduplication.
-    staged = (
-        transforms.normalize(raw, keep=(lake.SOURCE_FILE_COLUMN,))
-        .withColumn("_in_range", range_cond)
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
+    # Two reads of the lake: a narrow one for the counts, then the deduplicated rows, which stay cached
+    # for every rollup. (Caching all raw rows instead costs more memory and time than a second scan.)
+    staged = transforms.normalize(raw, keep=(lake.SOURCE_FILE_COLUMN,)).withColumn("_in_range", range_cond)
     with _step("reading the lake: records, corrupt records, unreadable files"):
         stats = _ingest_stats(staged, files)
     for path in stats.corrupt_files:
@@ -255,8 +265,6 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
         tables[name] = df = df.persist(StorageLevel.MEMORY_AND_DISK)
         with _step(f"rollup {name}"):
             per_day = {r["date"]: int(r["count"]) for r in df.groupBy("date").count().collect()}
-            if name == "series_hourly":  # the first pass over `clean` has built it from `staged`
-                staged.unpersist()
             table_rows[name] = write_table(spark, df, f"{out}/rollups/{name}", days, per_day)
         log.info("rollup %s: %d rows", name, table_rows[name])
         if name == "target_daily":
@@ -278,7 +286,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
 
     with _step("building the report"):
         data = _report_data(clean, tables, collected, stats, options, single_day=len(days) == 1)
-        report_dir = f"{options.out.rstrip('/')}/report/{span}"
+        report_dir = report_dir_for(options.out, span)
         report.write_report(report_dir, data)
     log.info("report: %s/report.html", report_dir)
     for df in tables.values():

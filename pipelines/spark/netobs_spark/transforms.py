@@ -98,14 +98,23 @@ def deduplicate(normalized: DataFrame, partitions: int) -> DataFrame:
     """Valid rows, one per result_id, clustered by (check_name, target) into ``partitions`` partitions.
 
     A replayed record repeats the original's check and target, so deduplicating within the clustering
-    is the same as deduplicating by result_id alone, without a second shuffle.
+    is the same as deduplicating by result_id alone, without a second shuffle. The string columns (the
+    same in every copy of a record) are grouping keys rather than ``first()`` values: string buffers
+    would push Spark from hash to sort aggregation, several times slower here.
     """
+    valid = normalized.where(F.col("valid")).drop("valid")
+    keys = ["check_name", "target", "result_id"]
+    keys += [c for c in _STRING_COLUMNS if c in valid.columns and c not in keys]
+    others = [c for c in valid.columns if c not in keys]
     return (
-        normalized.where(F.col("valid"))
-        .repartition(partitions, "check_name", "target")
-        .dropDuplicates(["check_name", "target", "result_id"])
-        .drop("valid", "result_id")
+        valid.repartition(partitions, "check_name", "target")
+        .groupBy(*keys)
+        .agg(*(F.first(c).alias(c) for c in others))
+        .drop("result_id")
     )
+
+
+_STRING_COLUMNS = ("check_type", "pop", "error_type", "path_hash")
 
 
 def _percentile_columns(column: str, prefix: str) -> list[Column]:
