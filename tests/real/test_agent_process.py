@@ -58,12 +58,15 @@ class AgentProcess:
         )
         self.stderr_lines: list[str] = []
 
-    def results(self, seconds: float) -> list[dict[str, Any]]:
-        """Result records printed within ``seconds`` (stderr is collected on the side)."""
+    def results(self, seconds: float, until: Any = None) -> list[dict[str, Any]]:
+        """Result records printed within ``seconds``, or until ``until(records, stderr_lines)`` holds
+        (stderr is collected on the side). Waiting for a condition keeps the test robust on a loaded machine."""
         assert self.proc.stdout is not None and self.proc.stderr is not None
         out: list[dict[str, Any]] = []
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
+            if until is not None and until(out, self.stderr_lines):
+                break
             ready, _, _ = select.select([self.proc.stdout, self.proc.stderr], [], [], left)
             for stream in ready:
                 line = stream.readline()
@@ -94,7 +97,7 @@ def test_run_reload_and_stop(tmp_path: Path, listener: int) -> None:
     config.write_text(_config(listener, metrics_port))
     agent = AgentProcess(config)
     try:
-        first = agent.results(2.0)
+        first = agent.results(30.0, until=lambda rs, _: len(rs) >= 3)
         assert len(first) >= 3, agent.stderr_lines
         assert all(r["success"] and r["target"] == f"127.0.0.1:{listener}" for r in first), first
         assert {r["agent_id"] for r in first} == {"proc-test"}
@@ -105,7 +108,9 @@ def test_run_reload_and_stop(tmp_path: Path, listener: int) -> None:
         # An invalid new config is refused and the old one keeps running.
         config.write_text("checks: [{name: up, type: tcp, targets: [], interval_s: 1}]\n")
         agent.proc.send_signal(signal.SIGHUP)
-        during = agent.results(1.5)
+        during = agent.results(
+            30.0, until=lambda rs, err: len(rs) >= 2 and any("reload refused" in line for line in err)
+        )
         assert len(during) >= 2
         assert any("reload refused" in line for line in agent.stderr_lines), agent.stderr_lines
         assert any("checks[0].targets" in line for line in agent.stderr_lines)
@@ -114,7 +119,13 @@ def test_run_reload_and_stop(tmp_path: Path, listener: int) -> None:
         closed = f"127.0.0.1:{free_port()}"
         config.write_text(_config(listener, metrics_port, extra_target=closed))
         agent.proc.send_signal(signal.SIGHUP)
-        after = agent.results(2.0)
+        after = agent.results(
+            30.0,
+            until=lambda rs, err: (
+                {r["target"] for r in rs} >= {closed, f"127.0.0.1:{listener}"}
+                and any("jobs kept" in line for line in err)
+            ),
+        )
         by_target = {r["target"]: r for r in after}
         assert by_target[closed]["error_type"] == "connection_refused"
         assert by_target[f"127.0.0.1:{listener}"]["success"] is True
