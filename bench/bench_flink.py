@@ -67,19 +67,22 @@ def backlog(series: int, records: int, spacing_ms: int, end_ms: int) -> list[byt
     return out
 
 
-def session_cpu_s(session_id: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of a session (the job's JVM and
-    its Python workers): the cost per record, whatever else the shared machine is doing."""
+def session_cpu_s(session_id: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the live processes of a session, as {"jvm": ...,
+    "python": ...} (the job's JVM, its Python client and workers): the cost per record, whatever else
+    the shared machine is doing."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = {"jvm": 0.0, "python": 0.0}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            head, rest = stat.read_text().rsplit(")", 1)
         except OSError:
             continue
+        fields = rest.split()
         if int(fields[3]) == session_id:  # field 6 of stat: the session id
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+            kind = "jvm" if "java" in head else "python"
+            total[kind] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             t_start = time.monotonic()
             marks: dict[float, float] = {}
-            cpu: dict[float, float] = {}
+            cpu: dict[float, dict[str, float]] = {}
             while True:
                 if not job.alive():
                     print(job.tail(), file=sys.stderr)
@@ -168,10 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{args.series} series, {1000 * args.window_s // args.spacing_ms} results per series-window); "
                 f"whole backlog incl. start-up {n / (marks[1.0] - t_start):,.0f} records/s"
             )
-            cpu_per_record_us = (cpu[0.9] - cpu[0.1]) / (0.8 * n) * 1e6
+            per_record = {k: (cpu[0.9][k] - cpu[0.1][k]) / (0.8 * n) * 1e6 for k in ("jvm", "python")}
+            cpu_per_record_us = sum(per_record.values())
             print(
-                f"cost: {cpu_per_record_us:.0f} us of CPU per record (job JVM + Python workers), i.e. "
-                f"{2e6 / cpu_per_record_us:,.0f} records/s if the job had both cores of this machine to itself"
+                f"cost: {cpu_per_record_us:.0f} us of CPU per record (JVM {per_record['jvm']:.0f}, Python "
+                f"{per_record['python']:.0f}), i.e. {2e6 / cpu_per_record_us:,.0f} records/s if the job had both "
+                "cores of this machine to itself"
             )
 
             wait_until_running(bootstrap, topics, job)

@@ -97,7 +97,8 @@ def test_shift_fires_then_resolves(name: str, gen: Gen, start: int, end: int, ki
     events = run(gen, end + 60)
     assert [(e.kind, e.status) for _, e in events] == [(kind, FIRING), (kind, RESOLVED)]
     (fired_i, fired), (resolved_i, resolved) = events
-    assert start <= fired_i <= start + 3, "fires within the window of 3 samples"
+    # Within the window of 3 samples, or the seasonal phase tolerance (one 30-min bucket = 6 samples).
+    assert start <= fired_i <= start + 6, "fires within half an hour"
     assert end < resolved_i <= end + 12, "resolves soon after recovery"
     assert fired.fingerprint == resolved.fingerprint
     assert resolved.started_at_ms == fired.at_ms

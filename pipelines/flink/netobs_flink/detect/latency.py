@@ -196,7 +196,12 @@ class LatencyDetector:
         band = x - high if x > high else x - low if x < low else 0.0
         return band, x - (point if point is not None else (low + high) / 2.0)
 
-    def _learn_seasonal(self, seasonal: _Seasonal, at_ms: int, x: float, learn: float, dt_s: float) -> None:
+    def _learn_seasonal(
+        self, seasonal: _Seasonal, at_ms: int, x: float, learn: float, dt_s: float, clip_abs: float | None = None
+    ) -> None:
+        """Move the two profile points around ``at_ms`` toward ``x``, each by its share. With ``clip_abs``,
+        ``x`` is winsorized against each point's own level (not the interpolated profile, which would leak
+        one point's level into its neighbour at a step)."""
         c = self.config
         pos = self._phase(at_ms)
         i = math.floor(pos) % c.buckets
@@ -211,7 +216,10 @@ class LatencyDetector:
             seasonal.weights[b] += share
             # Running mean while the bucket is new, then an EWMA.
             alpha = max(base * share, share / seasonal.weights[b]) * learn
-            seasonal.levels[b] += alpha * (x - seasonal.levels[b])
+            step = x - seasonal.levels[b]
+            if clip_abs is not None:
+                step = clip(step, -clip_abs, clip_abs)
+            seasonal.levels[b] += alpha * step
 
     # -- the main step ----------------------------------------------------------------------------
     def observe(self, at_ms: int, value_ms: float, trace_id: str | None = None) -> list[AlertEvent]:
@@ -300,10 +308,7 @@ class LatencyDetector:
             self._learn_envelopes(t, r, decay, firing)
         if s.seasonal is not None:
             # The first season is learnt as it comes; after that, winsorized like the level.
-            target = value_ms
-            if r_season_point is not None and season_mature:
-                target = value_ms - r_season_point + clip(r_season_point, -clip_abs, clip_abs)
-            self._learn_seasonal(s.seasonal, at_ms, target, learn, dt_s)
+            self._learn_seasonal(s.seasonal, at_ms, value_ms, learn, dt_s, clip_abs if season_mature else None)
         return events
 
     def _learn_envelopes(self, t: _Track, residual: float, decay: float, firing: bool) -> None:
