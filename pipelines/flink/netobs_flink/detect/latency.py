@@ -197,7 +197,7 @@ class LatencyDetector:
         return band, x - (point if point is not None else (low + high) / 2.0)
 
     def _learn_seasonal(
-        self, seasonal: _Seasonal, at_ms: int, x: float, learn: float, dt_s: float, clip_abs: float | None = None
+        self, seasonal: _Seasonal, at_ms: int, x: float, learn: float, dt_s: float, *, clip_abs: float | None = None
     ) -> None:
         """Move the two profile points around ``at_ms`` toward ``x``, each by its share. With ``clip_abs``,
         ``x`` is winsorized against each point's own level (not the interpolated profile, which would leak
@@ -308,7 +308,7 @@ class LatencyDetector:
             self._learn_envelopes(t, r, decay, firing)
         if s.seasonal is not None:
             # The first season is learnt as it comes; after that, winsorized like the level.
-            self._learn_seasonal(s.seasonal, at_ms, value_ms, learn, dt_s, clip_abs if season_mature else None)
+            self._learn_seasonal(s.seasonal, at_ms, value_ms, learn, dt_s, clip_abs=clip_abs if season_mature else None)
         return events
 
     def _learn_envelopes(self, t: _Track, residual: float, decay: float, firing: bool) -> None:
