@@ -275,6 +275,8 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> tuple[StreamExecutionEnvironme
     conf.set_string("table.exec.source.idle-timeout", f"{int(cfg.idle_timeout_s * 1000)} ms")
     conf.set_string("python.fn-execution.bundle.time", "200")  # ms: bounds the Python stages' added delay
     conf.set_string("pipeline.object-reuse", "true")  # no defensive copies between chained JVM operators
+    # Keep the series' detector state deserialized in the Python workers between windows.
+    conf.set_string("python.state.cache-size", "100000")
     if cfg.checkpoint_dir:
         conf.set_string("execution.checkpointing.interval", f"{int(cfg.checkpoint_interval_s * 1000)} ms")
         conf.set_string("execution.checkpointing.mode", "EXACTLY_ONCE")
