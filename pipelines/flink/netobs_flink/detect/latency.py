@@ -23,8 +23,9 @@ It resolves when |level| < ``resolve_sigma`` * S for ``resolve_count`` consecuti
 decreases are separate alerts (``latency_increase`` / ``latency_decrease``); a decrease is informational.
 
 Warm-up: no alert before ``warmup_s`` of history and ``min_samples`` samples (a new series has no baseline;
-with seasonality on, it must see one season first). While an alert fires the models keep learning with
-winsorized samples at ``firing_learn_factor`` of their rate, so a permanent shift ends as the new normal.
+with seasonality on, it must see one season and ``min_samples`` more, so that the model can be chosen).
+While an alert fires the models keep learning with winsorized samples at ``firing_learn_factor`` of their
+rate, so a permanent shift ends as the new normal.
 """
 
 from __future__ import annotations
@@ -184,11 +185,14 @@ class LatencyDetector:
         distance is often 0 and would understate the noise).
         """
         pos = self._phase(at_ms)
+        n = self.config.buckets
+        i = math.floor(pos)
+        # The profile within one bucket of t, and the points on either side of that span: at a step
+        # that falls between two points, the nearest "clean" point on each side is then in the band.
         values = [
-            v
-            for shift in (-1.0, -0.5, 0.0, 0.5, 1.0)
-            if (v := self._profile(seasonal, (pos + shift) % self.config.buckets)) is not None
+            v for shift in (-1.0, -0.5, 0.0, 0.5, 1.0) if (v := self._profile(seasonal, (pos + shift) % n)) is not None
         ]
+        values += [seasonal.levels[(i + k) % n] for k in (-1, 2) if seasonal.weights[(i + k) % n] > 0]
         if not values:
             return None
         low, high = min(values), max(values)
@@ -267,6 +271,8 @@ class LatencyDetector:
         level = median(track.recent) if len(track.recent) >= c.window_samples else 0.0
         level_sigma = level / sigma
         warm = (at_ms - s.first_ms) / 1000.0 >= c.warmup_s and s.samples >= c.min_samples
+        if c.season_s > 0:  # not before the seasonal model can be chosen: a daily step is not an anomaly
+            warm = warm and season_mature and s.season_track.count >= c.min_samples
         self.last_verdict = Verdict(expected, residual, sigma, level_sigma, s.use_season, warm)
 
         events: list[AlertEvent] = []
@@ -294,17 +300,18 @@ class LatencyDetector:
         s.level += w_level * clip(r_plain, -clip_abs, clip_abs)
         for t, r, r_scale in tracks:
             t.count += 1
-            err = abs(r_scale)
-            if t.count > 1:
-                err = min(err, max(c.clip_sigma * t.abs_err * MEAN_ABS_TO_SIGMA, floor))
+            # The scale comes from the point residual; the choice of model from the residual that
+            # detection uses (the band's, for the seasonal model: a step it expects costs it nothing).
+            cap = max(c.clip_sigma * t.abs_err * MEAN_ABS_TO_SIGMA, floor) if t.count > 1 else math.inf
+            err, select = min(abs(r_scale), cap), min(abs(r), cap)
             if t.count == 1:
-                t.abs_err = t.select_err = err
+                t.abs_err, t.select_err = err, select
             elif t.count <= c.min_samples:  # running mean while young: an EWMA from one value is noisy
                 t.abs_err += (err - t.abs_err) / t.count
-                t.select_err += (err - t.select_err) / t.count
+                t.select_err += (select - t.select_err) / t.count
             else:
                 t.abs_err += w_scale * (err - t.abs_err)
-                t.select_err += w_select * (err - t.select_err)
+                t.select_err += w_select * (select - t.select_err)
             self._learn_envelopes(t, r, decay, firing)
         if s.seasonal is not None:
             # The first season is learnt as it comes; after that, winsorized like the level.
