@@ -110,22 +110,6 @@ DNS_RESULT = _struct(
     ("tls", TLS_INFO),
 )
 
-HTTP_HOP = _struct(("url", STRING), ("status_code", LONG), ("phases_ms", MapOf(DOUBLE)))
-
-HTTP_RESULT = _struct(
-    ("method", STRING),
-    ("url", STRING),
-    ("status_code", LONG),
-    ("http_version", STRING),
-    ("body_bytes", LONG),
-    ("redirects", ArrayOf(HTTP_HOP)),
-    ("final_url", STRING),
-    ("tls", TLS_INFO),
-    ("traceparent", STRING),
-)
-
-TCP_RESULT = _struct(("port", LONG), ("tls", TLS_INFO))
-
 TRACEROUTE_HOP = _struct(
     ("ttl", LONG),
     ("address", STRING),
@@ -156,6 +140,23 @@ TRACEROUTE_RESULT = _struct(
     ("paths", ArrayOf(TRACEROUTE_PATH)),
     ("distinct_paths", LONG),
 )
+
+HTTP_HOP = _struct(("url", STRING), ("status_code", LONG), ("phases_ms", MapOf(DOUBLE)))
+
+HTTP_RESULT = _struct(
+    ("method", STRING),
+    ("url", STRING),
+    ("status_code", LONG),
+    ("http_version", STRING),
+    ("body_bytes", LONG),
+    ("redirects", ArrayOf(HTTP_HOP)),
+    ("final_url", STRING),
+    ("tls", TLS_INFO),
+    ("traceparent", STRING),
+    ("path", TRACEROUTE_RESULT),
+)
+
+TCP_RESULT = _struct(("port", LONG), ("tls", TLS_INFO), ("path", TRACEROUTE_RESULT))
 
 RESULT_RECORD = _struct(
     ("result_id", STRING),
