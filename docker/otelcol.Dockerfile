@@ -2,9 +2,9 @@
 # The netobs collector distribution (otel-collector/builder-config.yaml), built with the OpenTelemetry
 # Collector Builder as scripts/stack/build-collector.sh does locally. The k8s gateway runs this image.
 # Build from the repository root:
-#   docker build -f docker/otelcol.Dockerfile -t netobs/otelcol:0.155.0-netobs .
+#   docker build -f docker/otelcol.Dockerfile -t netobs/otelcol:0.156.0-netobs .
 FROM golang:1.25-bookworm AS build
-ARG OCB_VERSION=v0.155.0
+ARG OCB_VERSION=v0.156.0
 RUN go install go.opentelemetry.io/collector/cmd/builder@${OCB_VERSION}
 WORKDIR /build
 COPY otel-collector/builder-config.yaml manifest.yaml

@@ -3,7 +3,7 @@
 # Prints the path of the binary on stdout. Cached by the hash of the manifest and the Go version.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-OCB_VERSION="v0.155.0"   # keep equal to the component versions in otel-collector/builder-config.yaml
+OCB_VERSION="v0.156.0"   # keep equal to the component versions in otel-collector/builder-config.yaml
 MANIFEST="$REPO_ROOT/otel-collector/builder-config.yaml"
 HASH_EXTRA="$OCB_VERSION $(go env GOVERSION)"
 KEY="$(hash_files "$MANIFEST")"

@@ -3,8 +3,9 @@ HTTPS on nginx with a test CA, a closed TCP port, traceroute) sends OTLP to the 
 remote-writes into the real Prometheus of the local stack (netobs.stack, on ports of its own).
 
 The collector path is the production one, so the label names are the dashboards' (agent, pop, check, ...).
-Two panels read sources this stack does not run yet; they must parse and stay empty, so the day their source
-lands this test says to move them to the checked set (see EXTERNAL_SOURCES).
+The Kafka panels read the collector's kafka_metrics receiver: the fixture writes one alert event to
+netobs.alerts (the Flink job's topic) and commits offsets of a consumer group on netobs.results, so both
+the alerts-raised and the consumer-lag panels have a source.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from netobs_grafana.__main__ import main as grafana_cli
 from netobs_grafana.check import PanelQuery, QueryResult, panel_queries, run_query
 from netobs_grafana.dashboards import RENDERED_DIR
@@ -30,6 +33,7 @@ from netobs_grafana.dashboards import RENDERED_DIR
 from netobs.stack.layout import StackLayout
 from netobs.stack.ports import stack_ports
 from netobs.stack.stack import Stack
+from netobs.stack.topics import ALERTS, RESULTS
 from tests.deploy.test_grafana import traces_to_metrics_queries
 from tests.real.httpbed import Bed, free_port, running_bed
 
@@ -40,10 +44,8 @@ pytestmark = [pytest.mark.real, pytest.mark.e2e, pytest.mark.timeout(600)]
 OFFSET_CANDIDATES = (1500, 2500, 3500, 11500)
 DATA_TIMEOUT_S = 240.0
 
-EXTERNAL_SOURCES = {
-    "netobs / Pipeline health / Kafka consumer lag / A": "kafkametrics receiver (not in the collector build yet)",
-    "netobs / Pipeline health / Alerts raised by the Flink job / A": "kafkametrics receiver + the Flink job",
-}
+# The consumer group whose lag the fixture creates (offset 0 committed on every partition of netobs.results).
+LAG_GROUP = f"nobs-deploy-lag-{os.getpid()}"
 
 
 def _queries() -> list[PanelQuery]:
@@ -106,13 +108,33 @@ class Fed:
         self.waited_s = 0.0
 
     def poll(self) -> list[str]:
-        """Run every query; return the names that still lack data (external sources excluded)."""
+        """Run every query; return the names that still lack data."""
         self.results = {pq.name: run_query(self.prometheus_url, pq, window_s=300.0) for pq in QUERIES}
-        return [
-            name
-            for name, res in self.results.items()
-            if name not in EXTERNAL_SOURCES and (res.error is not None or res.series == 0)
-        ]
+        return [name for name, res in self.results.items() if res.error is not None or res.series == 0]
+
+
+def _kafka_activity(bootstrap: str) -> None:
+    """One alert event on netobs.alerts (what the Flink job writes), and a consumer group on netobs.results
+    that committed offset 0 everywhere: its lag is every result the collector has written."""
+    producer = Producer({"bootstrap.servers": bootstrap, "client.id": "nobs-deploy-test"})
+    producer.produce(ALERTS.name, key=b"deploy-agent-1", value=json.dumps({"status": "firing"}).encode())
+    assert producer.flush(30) == 0, "the alert event was not delivered"
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "group.id": LAG_GROUP, "enable.auto.commit": False}
+    consumer = Consumer(conf)
+    offsets = [TopicPartition(RESULTS.name, p, 0) for p in range(RESULTS.partitions)]
+    deadline = time.monotonic() + 60.0
+    try:
+        while True:  # the first commit of a fresh broker waits for __consumer_offsets (NOT_COORDINATOR)
+            try:
+                committed = consumer.commit(offsets=offsets, asynchronous=False)
+                break
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+        assert committed is not None and all(tp.error is None for tp in committed), committed
+    finally:
+        consumer.close()
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +148,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
     try:
         failures = stack.up()
         assert not failures, "stack did not come up:\n" + "\n".join(map(str, failures))
+        _kafka_activity(f"127.0.0.1:{layout.ports.kafka}")
         with running_bed() as bed:
             config = state / "agent.yaml"
             config.write_text(yaml.safe_dump(_agent_config(bed, layout.ports.otelcol_otlp_grpc, free_port())))
@@ -158,18 +181,27 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fed]:
         stack.down()
 
 
-@pytest.mark.parametrize("name", [pq.name for pq in QUERIES if pq.name not in EXTERNAL_SOURCES])
+@pytest.mark.parametrize("name", [pq.name for pq in QUERIES])
 def test_panel_query_returns_data(fed: Fed, name: str) -> None:
     res = fed.results[name]
     assert res.error is None, f"{name}: {res.error}\n{res.expanded}"
     assert res.series > 0, f"{name}: no data after {fed.waited_s:.0f} s\n{res.expanded}"
 
 
-@pytest.mark.parametrize(("name", "source"), sorted(EXTERNAL_SOURCES.items()))
-def test_panels_of_sources_not_in_the_stack_parse_and_are_empty(fed: Fed, name: str, source: str) -> None:
-    res = fed.results[name]
-    assert res.error is None, f"{name}: {res.error}"
-    assert res.series == 0, f"{name} now has data: its source ({source}) landed; remove it from EXTERNAL_SOURCES"
+def test_kafka_panels_show_the_test_activity(fed: Fed) -> None:
+    """The lag series are the fixture's group's, one per partition, and behind by the results written; the
+    alerts topic's offset counts the one alert event."""
+    exprs = {
+        f'kafka_consumer_group_lag{{group="{LAG_GROUP}",topic="{RESULTS.name}"}}': RESULTS.partitions,
+        f'sum(kafka_consumer_group_lag_sum{{group="{LAG_GROUP}"}}) > 0': 1,
+        f'sum(kafka_partition_current_offset{{topic="{ALERTS.name}"}}) == 1': 1,
+    }
+    deadline = time.monotonic() + 60
+    got = {expr: _instant(fed, expr).series for expr in exprs}
+    while got != exprs and time.monotonic() < deadline:
+        time.sleep(3)
+        got = {expr: _instant(fed, expr).series for expr in exprs}
+    assert got == exprs
 
 
 def test_traces_to_metrics_queries_return_data(fed: Fed) -> None:
@@ -188,12 +220,12 @@ def test_traces_to_metrics_queries_return_data(fed: Fed) -> None:
 
 
 def test_check_command_reports_every_query(fed: Fed, capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m netobs_grafana check` against the same Prometheus: only the external sources are empty."""
-    assert grafana_cli(["check", "--prometheus", fed.prometheus_url]) == 1
+    """`python -m netobs_grafana check` against the same Prometheus: every query has data."""
+    assert grafana_cli(["check", "--prometheus", fed.prometheus_url]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(QUERIES)
     empty = {line.strip().split("  ", 1)[1] for line in lines if line.strip().startswith(("empty", "error"))}
-    assert empty == set(EXTERNAL_SOURCES)
+    assert empty == set()
 
 
 RULES_FILE = Path(__file__).resolve().parents[2] / "prometheus" / "rules" / "netobs.yml"
@@ -237,4 +269,5 @@ def test_query_list_covers_every_dashboard() -> None:
         "netobs / Agent health",
         "netobs / Pipeline health",
     }
-    assert all(name in {pq.name for pq in QUERIES} for name in EXTERNAL_SOURCES)
+    kafka_panels = {"Kafka consumer lag", "Alerts raised by the Flink job"}
+    assert kafka_panels <= {pq.panel for pq in QUERIES if pq.dashboard == "netobs / Pipeline health"}
