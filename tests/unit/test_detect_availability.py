@@ -111,6 +111,22 @@ def test_local_alert_is_superseded_by_the_outage_it_belonged_to() -> None:
     assert outage.annotations["trace_id"] == "trace-fra"
 
 
+def test_a_second_episode_is_a_new_alert() -> None:
+    """fra's local alert is superseded by the outage, then fires again when the outage shrinks back to fra:
+    a new episode, with its own start, so no transition id repeats on the alerts topic."""
+    corr = correlator_with_members()
+    events = corr.apply(down("fra", "a.test", 10))
+    events += corr.apply(down("sin", "a.test", 15))
+    events += corr.apply(down("sin", "a.test", 30, up=True))
+    local = [e for e in events if e.kind == "local_failure"]
+    assert [(e.status, e.started_at_ms) for e in local] == [
+        ("firing", T0 + 10_000),
+        ("resolved", T0 + 10_000),
+        ("firing", T0 + 15_000),  # when the first episode ended
+    ]
+    assert len({e.event_id for e in events}) == len(events)
+
+
 def test_single_pop_target_is_never_an_outage() -> None:
     corr = Correlator()
     corr.seen("fra", "web", "only.test", T0)

@@ -168,6 +168,31 @@ class CorrelatorFunction(KeyedProcessFunction):  # type: ignore[misc]
             yield event.to_json()
 
 
+class OnceFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by event_id (fingerprint:status:start): lets each alert transition through once.
+
+    The detectors emit each transition once; this stage makes the sinks' contract independent of that
+    (e2e runs once showed a local-failure transition twice). It remembers an id for ``remember_s``."""
+
+    def __init__(self, remember_s: float) -> None:
+        self.remember_s = remember_s
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.seen = runtime_context.get_state(ValueStateDescriptor("seen", Types.BOOLEAN()))
+
+    def process_element(self, value: str, ctx: KeyedProcessFunction.Context) -> Iterable[str]:
+        if self.seen.value():
+            return
+        self.seen.update(True)
+        now = ctx.timer_service().current_processing_time()
+        ctx.timer_service().register_processing_time_timer(now + int(self.remember_s * 1000))
+        yield value
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[str]:
+        self.seen.clear()
+        return []
+
+
 class AlertmanagerFunction(KeyedProcessFunction):  # type: ignore[misc]
     """Keyed by fingerprint: posts each transition, re-sends a firing alert every ``resend_interval_s``.
 
@@ -338,7 +363,13 @@ SELECT `raw`, `proc`, netobs_result_id(`raw`, '{required_spec()}') AS `rid` FROM
         .name("cross-POP correlator")
         .uid("correlator")
     )
-    alerts: DataStream = series.union(correlated)
+    alerts: DataStream = (
+        series.union(correlated)
+        .key_by(lambda s: json.loads(s)["event_id"], key_type=Types.STRING())
+        .process(OnceFunction(cfg.dedup_ttl_s), output_type=Types.STRING())
+        .name("each transition once")
+        .uid("alerts-once")
+    )
     alerts.sink_to(_kafka_sink(cfg, cfg.alerts_topic, "alerts")).name("alerts to Kafka").uid("alerts-kafka")
     if cfg.alertmanager_url:
         alerts.key_by(lambda s: json.loads(s)["fingerprint"], key_type=Types.STRING()).process(

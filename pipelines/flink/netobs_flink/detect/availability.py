@@ -100,6 +100,7 @@ class CorrelatorState:
     seen: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (check, target) -> pop -> last ms
     down: dict[tuple[str, str, str], _Down] = field(default_factory=dict)  # (pop, check, target) -> since
     active: dict[tuple[str, ...], AlertEvent] = field(default_factory=dict)  # alert key -> its firing event
+    ended: dict[tuple[str, ...], int] = field(default_factory=dict)  # alert key -> when it last resolved
 
 
 class Correlator:
@@ -222,12 +223,15 @@ class Correlator:
             events.append(
                 AlertEvent(fired.kind, RESOLVED, fired.severity, now_ms, fired.started_at_ms, fired.labels, annotations)
             )
+            self.state.ended[key] = now_ms
         for key, event in wanted.items():
             if key not in active:
-                # Fires now (the transition's time), started when the first POP saw the failure.
-                fired = AlertEvent(
-                    event.kind, FIRING, event.severity, now_ms, event.started_at_ms, event.labels, event.annotations
-                )
+                # Fires now (the transition's time), started when the first POP saw the failure, or when
+                # the same alert last ended: a second episode is a new alert with its own start.
+                started = max(event.started_at_ms, self.state.ended.pop(key, event.started_at_ms))
+                fired = AlertEvent(event.kind, FIRING, event.severity, now_ms, started, event.labels, event.annotations)
                 active[key] = fired
                 events.append(fired)
+        ttl_ms = self.config.member_ttl_s * 1000
+        self.state.ended = {k: ms for k, ms in self.state.ended.items() if now_ms - ms <= ttl_ms}
         return events
