@@ -84,22 +84,26 @@ class SummedHistogram:
 
     def collect(self, now_ns: int) -> Metric | None:
         """The instrument's cumulative metric as of ``now_ns``; None when nothing was recorded."""
-        points = []
+        # Copy the numbers under the lock and build the data points outside it: recording (on the event
+        # loop) waits for this lock, so it is held for as short a time as possible.
         with self._lock:
-            for s in self._series.values():
-                points.append(
-                    HistogramDataPoint(
-                        attributes=s.attributes,
-                        start_time_unix_nano=s.start_ns,
-                        time_unix_nano=now_ns,
-                        count=s.count,
-                        sum=s.sum,
-                        bucket_counts=tuple(s.counts),
-                        explicit_bounds=self.bounds,
-                        min=s.min,
-                        max=s.max,
-                    )
-                )
+            snapshot = [
+                (s.attributes, s.start_ns, s.count, s.sum, tuple(s.counts), s.min, s.max) for s in self._series.values()
+            ]
+        points = [
+            HistogramDataPoint(
+                attributes=attributes,
+                start_time_unix_nano=start_ns,
+                time_unix_nano=now_ns,
+                count=count,
+                sum=total,
+                bucket_counts=counts,
+                explicit_bounds=self.bounds,
+                min=low,
+                max=high,
+            )
+            for attributes, start_ns, count, total, counts, low, high in snapshot
+        ]
         if not points:
             return None
         return Metric(

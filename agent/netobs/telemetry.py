@@ -56,6 +56,7 @@ LATENESS_BUCKETS_S: Sequence[float] = (
 )  # fmt: skip
 
 DEFAULT_PROMETHEUS_LISTEN = "127.0.0.1:9469"
+METRIC_EXPORT_BATCH_POINTS = 1000
 INSTRUMENTATION_SCOPE = "netobs.agent"
 
 
@@ -469,7 +470,10 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
         }
         parts.metric_readers.append(
             PeriodicExportingMetricReader(
-                OTLPMetricExporter(**common), export_interval_millis=exp.export_interval_s * 1000
+                # Smaller export requests: serialising one request holds the GIL, and thousands of series
+                # in one request stalled the event loop for tens of milliseconds.
+                OTLPMetricExporter(**common, max_export_batch_size=METRIC_EXPORT_BATCH_POINTS),
+                export_interval_millis=exp.export_interval_s * 1000,
             )
         )
         parts.direct_span_exporters.append(grpc_exporter("traces", **common))
