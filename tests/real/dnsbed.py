@@ -330,7 +330,7 @@ class FakeDnsServer:
             except (asyncio.IncompleteReadError, ConnectionError):
                 pass
             finally:
-                writer.close()
+                writer.transport.abort()  # closes the socket now, not on a later loop turn
                 self._writers.discard(writer)
 
         self._udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=(LOOPBACK, self.port))
@@ -343,8 +343,11 @@ class FakeDnsServer:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
+            # A connection accepted just before close() gets its handler (and its writer) on a later loop
+            # turn: let those start, so that every server-side transport is closed here, not by the GC.
+            await asyncio.sleep(0.05)
             for writer in list(self._writers):
-                writer.close()
+                writer.transport.abort()
             await self._tcp.wait_closed()
         for task in list(self._tasks):
             task.cancel()
