@@ -74,8 +74,8 @@ def session_conf(*, local: bool, shuffle_partitions: int, driver_memory: str = "
         "spark.sql.adaptive.enabled": "true",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.execution.arrow.pyspark.enabled": "false",
-        # percentile_approx is an object aggregate: keep more groups in its hash map before Spark falls
-        # back to sorting (hourly rollups have tens of thousands of groups per partition)
+        # collect_list is an object aggregate: keep more groups in its hash map before Spark falls back
+        # to sorting (the hourly partials have tens of thousands of groups per partition)
         "spark.sql.objectHashAggregate.sortBased.fallbackThreshold": "65536",
     }
     if shuffle_partitions > 0:
@@ -246,6 +246,8 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "8")
     in_range = staged.where(F.col("_in_range")).drop("_in_range", lake.SOURCE_FILE_COLUMN)
     clean = transforms.deduplicate(in_range, partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    # The one aggregation over the records that every percentile rollup merges (transforms.partials).
+    parts = transforms.partials(clean).persist(StorageLevel.MEMORY_AND_DISK)
 
     tables: dict[str, DataFrame] = {}
     table_rows: dict[str, int] = {}
@@ -253,7 +255,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
     out = options.out.rstrip("/")
     for name in TABLES:
         if name in transforms.ROLLUPS:
-            df = transforms.rollup(clean, transforms.ROLLUPS[name])
+            df = transforms.rollup(clean, transforms.ROLLUPS[name], parts)
         elif name == "errors_daily":
             df = transforms.error_breakdown(clean, tables["series_daily"])
         elif name == "paths_daily":
@@ -285,12 +287,13 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
             )
 
     with _step("building the report"):
-        data = _report_data(clean, tables, collected, stats, options, single_day=len(days) == 1)
+        data = _report_data(clean, tables, collected, stats, options, parts=parts, single_day=len(days) == 1)
         report_dir = report_dir_for(options.out, span)
         report.write_report(report_dir, data)
     log.info("report: %s/report.html", report_dir)
     for df in tables.values():
         df.unpersist()
+    parts.unpersist()
     clean.unpersist()
     elapsed = time.monotonic() - started
     log.info("netobs report %s: finished in %.1f s", span, elapsed)
@@ -304,6 +307,7 @@ def _report_data(
     stats: IngestStats,
     options: JobOptions,
     *,
+    parts: DataFrame,
     single_day: bool,
 ) -> report.ReportData:
     """Collect the small, range-level tables the report shows (everything else stays in the rollups)."""
@@ -312,7 +316,7 @@ def _report_data(
     if single_day:
         targets = [{k: v for k, v in r.items() if k != "date"} for r in collected["target_daily"]]
     else:
-        targets = _rows(transforms.rollup(clean, target_keys))
+        targets = _rows(transforms.rollup(clean, target_keys, parts))
     targets.sort(key=report.badness)
     worst = [(t["check_name"], t["target"]) for t in targets[: options.report_top]]
     series = _rows(

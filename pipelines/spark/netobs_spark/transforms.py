@@ -10,10 +10,11 @@ every later aggregation, whose keys all start with (check_name, target), runs wi
 Definitions (units in the column names):
 - ``latency_ms`` of a run: the ICMP average RTT for ``icmp`` checks, the run's ``duration_ms`` otherwise;
   only successful runs have one (a failed run's duration measures the failure, not the service).
-- percentiles are nearest-rank: the p-th percentile is the smallest value v with at least p% of the
-  group's values <= v. They come from ``percentile_approx`` with accuracy ``PERCENTILE_ACCURACY``; its
-  rank error is at most n / accuracy, so groups of fewer than 10,000 values (one series for one day at
-  one run per 10 s) are exact, and a larger group's p99 is off by at most 0.01% of its ranks.
+- percentiles are exact and nearest-rank: the p-th percentile is the smallest value v with at least p% of
+  the group's values <= v, i.e. the ceil(n * p)-th of the n sorted values. ``partials`` aggregates the
+  records once per (date, hour, series), keeping each latency column's values as a sorted array; every
+  rollup merges those rows (sums of the additive parts, concatenated and re-sorted values), so no rollup
+  reads the records again and none approximates.
 - availability_pct = 100 * successes / runs; ICMP loss_ratio = 1 - packets received / packets sent.
 - a path change is a traceroute run whose path_hash differs from the previous run of the same series
   (check, target, POP) in the data read; the first run of a range has no predecessor.
@@ -34,7 +35,6 @@ from pyspark.sql import functions as F
 from netobs_spark.schema import CORRUPT_RECORD_COLUMN, REQUIRED_FIELDS
 from netobs_spark.slo import MaintenanceWindow
 
-PERCENTILE_ACCURACY = 10_000
 PERCENTILES = (0.5, 0.9, 0.95, 0.99)
 PERCENTILE_NAMES = ("p50", "p90", "p95", "p99")
 PHASES = ("dns", "connect", "tls", "ttfb", "transfer")
@@ -117,54 +117,91 @@ def deduplicate(normalized: DataFrame, partitions: int) -> DataFrame:
 _STRING_COLUMNS = ("check_type", "pop", "error_type", "path_hash")
 
 
-def _percentile_columns(column: str, prefix: str) -> list[Column]:
-    sketch = F.percentile_approx(column, list(PERCENTILES), PERCENTILE_ACCURACY)
-    return [sketch[i].alias(f"{prefix}_{name}_ms") for i, name in enumerate(PERCENTILE_NAMES)]
+# The columns whose percentiles the rollups report; each is carried as a sorted array of its values.
+VALUE_COLUMNS = ("latency_ms", *(f"phase_{p}_ms" for p in PHASES))
+# Nearest rank in integers: rank = ceil(n * p) = (n * PERMYRIAD + 9999) // 10000 (no floating-point edge).
+_PERMYRIAD = tuple(round(p * 10_000) for p in PERCENTILES)
+BASE_KEYS = ROLLUPS["series_hourly"]
 
 
-def rollup(clean: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """Runs, availability, latency and phase percentiles, ICMP loss and jitter per group of ``keys``."""
-    successes = F.sum(F.col("success").cast("long"))
-    sent = F.sum("icmp_sent")
-    grouped = clean.groupBy(*keys).agg(
+def _values(column: str) -> str:
+    return f"_values_{column}"
+
+
+def partials(clean: DataFrame) -> DataFrame:
+    """One row per (date, hour, series): the additive parts of every rollup and the sorted values.
+
+    This is the only aggregation over the records; every rollup is a merge of these rows (``merge``),
+    which keeps the percentiles exact: a group's values are the concatenation of its parts' values.
+    """
+    return clean.groupBy(*BASE_KEYS).agg(
         F.count(F.lit(1)).alias("runs"),
-        successes.alias("successes"),
-        (F.lit(1) if "pop" in keys else F.size(F.collect_set("pop"))).alias("pops"),
-        F.avg("latency_ms").alias("latency_avg_ms"),
-        F.max("latency_ms").alias("latency_max_ms"),
-        F.percentile_approx("latency_ms", list(PERCENTILES), PERCENTILE_ACCURACY).alias("_lat"),
-        *(
-            F.percentile_approx(f"phase_{p}_ms", list(PERCENTILES), PERCENTILE_ACCURACY).alias(f"_ph_{p}")
-            for p in PHASES
-        ),
-        sent.alias("icmp_packets_sent"),
+        F.sum(F.col("success").cast("long")).alias("successes"),
+        F.sum("latency_ms").alias("_latency_sum_ms"),
+        F.sum("icmp_sent").alias("icmp_packets_sent"),
         F.sum("icmp_received").alias("icmp_packets_received"),
-        F.avg("icmp_jitter_ms").alias("icmp_jitter_avg_ms"),
+        F.sum("icmp_jitter_ms").alias("_jitter_sum_ms"),
+        F.count("icmp_jitter_ms").alias("_jitter_n"),
         F.max("icmp_jitter_ms").alias("icmp_jitter_max_ms"),
+        # collect_list skips nulls: failed runs and absent phases add no value
+        *(F.sort_array(F.collect_list(c)).alias(_values(c)) for c in VALUE_COLUMNS),
     )
-    percentile_cols = [F.col("_lat")[i].alias(f"latency_{n}_ms") for i, n in enumerate(PERCENTILE_NAMES)] + [
-        F.col(f"_ph_{p}")[i].alias(f"{p}_{n}_ms") for p in PHASES for i, n in enumerate(PERCENTILE_NAMES)
-    ]
+
+
+def merge(parts: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """``partials`` rows merged into groups of ``keys`` (a subset of ``BASE_KEYS``), still partial."""
+    if tuple(keys) == BASE_KEYS:
+        return parts.withColumn("pops", F.lit(1))
+    return parts.groupBy(*keys).agg(
+        *(F.sum(c).alias(c) for c in ("runs", "successes", "_latency_sum_ms")),
+        *(F.sum(c).alias(c) for c in ("icmp_packets_sent", "icmp_packets_received", "_jitter_sum_ms", "_jitter_n")),
+        F.max("icmp_jitter_max_ms").alias("icmp_jitter_max_ms"),
+        (F.lit(1) if "pop" in keys else F.size(F.collect_set("pop"))).alias("pops"),
+        *(F.sort_array(F.flatten(F.collect_list(_values(c)))).alias(_values(c)) for c in VALUE_COLUMNS),
+    )
+
+
+def _percentiles(values: Column, prefix: str) -> list[Column]:
+    n = F.size(values).cast("long")  # n * 9,900 overflows an int from ~217,000 values on
+    # get() is 0-based and null outside the array (an empty group has no percentiles)
+    ranks = [F.floor((n * F.lit(k) + F.lit(9_999)) / F.lit(10_000)).cast("int") for k in _PERMYRIAD]
+    names = [f"{prefix}_{name}_ms" for name in PERCENTILE_NAMES]
+    return [F.get(values, rank - 1).alias(name) for rank, name in zip(ranks, names, strict=True)]
+
+
+def finish(merged: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """The rollup table's columns from ``merge`` rows: ratios, averages and nearest-rank percentiles."""
+    latencies = F.col(_values("latency_ms"))
+    n_latency = F.size(latencies)
+    phases = [c for p in PHASES for c in _percentiles(F.col(_values(f"phase_{p}_ms")), p)]
     loss = F.when(
         F.col("icmp_packets_sent") > 0,
         1.0 - F.col("icmp_packets_received") / F.col("icmp_packets_sent"),
     )
-    return grouped.select(
+    return merged.select(
         *keys,
         "runs",
         "successes",
         (F.col("successes") * 100.0 / F.col("runs")).alias("availability_pct"),
         "pops",
-        "latency_avg_ms",
-        *percentile_cols[:4],
-        "latency_max_ms",
+        F.when(n_latency > 0, F.col("_latency_sum_ms") / n_latency).alias("latency_avg_ms"),
+        *_percentiles(latencies, "latency"),
+        F.get(latencies, n_latency - 1).alias("latency_max_ms"),
         "icmp_packets_sent",
         "icmp_packets_received",
         loss.alias("icmp_loss_ratio"),
-        "icmp_jitter_avg_ms",
+        F.when(F.col("_jitter_n") > 0, F.col("_jitter_sum_ms") / F.col("_jitter_n")).alias("icmp_jitter_avg_ms"),
         "icmp_jitter_max_ms",
-        *percentile_cols[4:],
+        *phases,
     )
+
+
+def rollup(clean: DataFrame, keys: Sequence[str], parts: DataFrame | None = None) -> DataFrame:
+    """Runs, availability, latency and phase percentiles, ICMP loss and jitter per group of ``keys``.
+
+    ``parts`` is ``partials(clean)`` when the caller keeps it (the job computes it once for all rollups).
+    """
+    return finish(merge(partials(clean) if parts is None else parts, keys), keys)
 
 
 def error_breakdown(clean: DataFrame, series_daily: DataFrame) -> DataFrame:
