@@ -122,18 +122,27 @@ VALUE_COLUMNS = ("latency_ms", *(f"phase_{p}_ms" for p in PHASES))
 # Nearest rank in integers: rank = ceil(n * p) = (n * PERMYRIAD + 9999) // 10000 (no floating-point edge).
 _PERMYRIAD = tuple(round(p * 10_000) for p in PERCENTILES)
 BASE_KEYS = ROLLUPS["series_hourly"]
+_SLO_VALUES = "_values_slo_latency_ms"  # latencies outside maintenance windows (only when there are windows)
 
 
 def _values(column: str) -> str:
     return f"_values_{column}"
 
 
-def partials(clean: DataFrame) -> DataFrame:
-    """One row per (date, hour, series): the additive parts of every rollup and the sorted values.
+def partials(clean: DataFrame, windows: Sequence[MaintenanceWindow] = ()) -> DataFrame:
+    """One row per (date, hour, series): the additive parts of every table and the sorted values.
 
-    This is the only aggregation over the records; every rollup is a merge of these rows (``merge``),
-    which keeps the percentiles exact: a group's values are the concatenation of its parts' values.
+    This is the only aggregation over the records; every table is computed from these rows: the rollups
+    merge them (``merge``), which keeps the percentiles exact (a group's values are the concatenation of
+    its parts' values); the error breakdown explodes the failed runs' error types (``_errors``), the path
+    analysis the traceroute runs' (time, path_hash, ECMP paths) (``_paths``), and the SLOs count the runs
+    inside the maintenance ``windows`` and use the latencies of the runs outside them.
     """
+    maintenance = maintenance_condition(windows)
+    slo_values = (
+        [F.sort_array(F.collect_list(F.when(~maintenance, F.col("latency_ms")))).alias(_SLO_VALUES)] if windows else []
+    )
+    traceroute = F.struct("started_at_ms", "path_hash", "ecmp_paths")
     return clean.groupBy(*BASE_KEYS).agg(
         F.count(F.lit(1)).alias("runs"),
         F.sum(F.col("success").cast("long")).alias("successes"),
@@ -145,6 +154,11 @@ def partials(clean: DataFrame) -> DataFrame:
         F.max("icmp_jitter_ms").alias("icmp_jitter_max_ms"),
         # collect_list skips nulls: failed runs and absent phases add no value
         *(F.sort_array(F.collect_list(c)).alias(_values(c)) for c in VALUE_COLUMNS),
+        F.count(F.when(maintenance, 1)).alias("_maintenance_runs"),
+        F.count(F.when(maintenance & F.col("success"), 1)).alias("_maintenance_successes"),
+        *slo_values,
+        F.collect_list("error_type").alias("_errors"),  # set on failed runs only
+        F.collect_list(F.when(F.col("path_hash").isNotNull(), traceroute)).alias("_paths"),
     )
 
 
@@ -204,14 +218,20 @@ def rollup(clean: DataFrame, keys: Sequence[str], parts: DataFrame | None = None
     return finish(merge(partials(clean) if parts is None else parts, keys), keys)
 
 
-def error_breakdown(clean: DataFrame, series_daily: DataFrame) -> DataFrame:
+def error_breakdown(clean: DataFrame, series_daily: DataFrame, parts: DataFrame | None = None) -> DataFrame:
     """Failed runs per (date, series, error_type), with the share of the series' runs that day.
 
-    ``series_daily`` is ``rollup(clean, ROLLUPS["series_daily"])`` (its ``runs``; no second pass here).
+    ``series_daily`` is ``rollup(clean, ROLLUPS["series_daily"])`` (its ``runs``; no second pass here);
+    ``parts`` is ``partials(clean)`` when the caller has it.
     """
     keys = ["date", *SERIES_KEYS]
+    parts = partials(clean) if parts is None else parts
     runs = series_daily.select(*keys, "runs")
-    failures = clean.where(~F.col("success")).groupBy(*keys, "error_type").agg(F.count(F.lit(1)).alias("failures"))
+    failures = (
+        parts.select(*keys, F.explode("_errors").alias("error_type"))
+        .groupBy(*keys, "error_type")
+        .agg(F.count(F.lit(1)).alias("failures"))
+    )
     return failures.join(runs, keys).select(
         *keys,
         "error_type",
@@ -220,10 +240,16 @@ def error_breakdown(clean: DataFrame, series_daily: DataFrame) -> DataFrame:
     )
 
 
-def path_changes(clean: DataFrame) -> DataFrame:
+def traceroute_runs(parts: DataFrame) -> DataFrame:
+    """One row per traceroute run with a path: date, series keys, started_at_ms, path_hash, ecmp_paths."""
+    runs = parts.where(F.size("_paths") > 0).select("date", *SERIES_KEYS, F.explode("_paths").alias("_run"))
+    return runs.select("date", *SERIES_KEYS, "_run.started_at_ms", "_run.path_hash", "_run.ecmp_paths")
+
+
+def path_changes(clean: DataFrame, parts: DataFrame | None = None) -> DataFrame:
     """Per (date, series) of traceroute checks: runs, path changes, distinct paths, reachability of ECMP."""
     series = Window.partitionBy("check_name", "target", "pop").orderBy("started_at_ms")
-    traces = clean.where(F.col("path_hash").isNotNull())
+    traces = traceroute_runs(partials(clean) if parts is None else parts)
     previous = F.lag("path_hash").over(series)
     marked = traces.withColumn("_changed", (previous.isNotNull() & (previous != F.col("path_hash"))).cast("long"))
     return marked.groupBy("date", *SERIES_KEYS).agg(
@@ -246,24 +272,30 @@ def maintenance_condition(windows: Sequence[MaintenanceWindow]) -> Column:
     return condition
 
 
-def slo_compliance(clean: DataFrame, objectives: DataFrame, windows: Sequence[MaintenanceWindow]) -> DataFrame:
+def slo_compliance(
+    clean: DataFrame,
+    objectives: DataFrame,
+    windows: Sequence[MaintenanceWindow],
+    parts: DataFrame | None = None,
+) -> DataFrame:
     """Per (date, check, target) over all POPs: SLIs against ``objectives`` and error budget remaining.
 
     ``objectives`` has one row per (check_name, target): availability_target_pct, latency_threshold_ms,
-    latency_target_pct (each nullable). Series without an objective are left out.
+    latency_target_pct (each nullable). Series without an objective are left out. ``parts`` is
+    ``partials(clean, windows)`` when the caller has it (it must have been made with the same windows).
     """
     keys = ["date", "check_name", "check_type", "target"]
-    joined = clean.join(F.broadcast(objectives), ["check_name", "target"]).withColumn(
-        "_maintenance", maintenance_condition(windows)
-    )
-    counted = F.when(~F.col("_maintenance"), F.lit(1))
-    fast = F.when(~F.col("_maintenance") & F.col("success") & (F.col("latency_ms") <= F.col("latency_threshold_ms")), 1)
+    parts = partials(clean, windows) if parts is None else parts
+    values = F.col(_SLO_VALUES if _SLO_VALUES in parts.columns else _values("latency_ms"))
+    # runs outside the windows that succeeded and were fast enough (no threshold: none)
+    fast = F.size(F.filter(values, lambda v: v <= F.col("latency_threshold_ms")))
+    joined = parts.join(F.broadcast(objectives), ["check_name", "target"])
     sums = joined.groupBy(*keys).agg(
-        F.count(F.lit(1)).alias("runs_total"),
-        F.count(F.when(F.col("_maintenance"), 1)).alias("runs_in_maintenance"),
-        F.count(counted).alias("runs"),
-        F.count(F.when(~F.col("_maintenance") & F.col("success"), 1)).alias("successes"),
-        F.count(fast).alias("fast_runs"),
+        F.sum("runs").alias("runs_total"),
+        F.sum("_maintenance_runs").alias("runs_in_maintenance"),
+        F.sum(F.col("runs") - F.col("_maintenance_runs")).alias("runs"),
+        F.sum(F.col("successes") - F.col("_maintenance_successes")).alias("successes"),
+        F.sum(fast.cast("long")).alias("fast_runs"),
         F.first("availability_target_pct").alias("availability_target_pct"),
         F.first("latency_threshold_ms").alias("latency_threshold_ms"),
         F.first("latency_target_pct").alias("latency_target_pct"),
