@@ -24,15 +24,22 @@ def _checkpoints(root: Path) -> int:
     return max(done, default=0)
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGKILL])
+# The job's default runs Python inside the JVM (thread); the other e2e tests use it. Process mode (Beam
+# workers) is the option for isolation: this test runs it too.
+@pytest.mark.parametrize(("stop_signal", "python_mode"), [(signal.SIGKILL, "thread"), (signal.SIGKILL, "process")])
 def test_restart_from_checkpoint_loses_and_repeats_nothing(
-    bootstrap: str, topics: Topics, tmp_path: Path, stop_signal: signal.Signals
+    bootstrap: str, topics: Topics, tmp_path: Path, stop_signal: signal.Signals, python_mode: str
 ) -> None:
     tag = uuid.uuid4().hex[:6]
     target = f"restart-{tag}.test"
     group = f"nobs-{tag}"
     args = job_args(
-        bootstrap, topics, group=group, lake=tmp_path / "lake", checkpoints=tmp_path / "chk", extra=DETECT_ARGS
+        bootstrap,
+        topics,
+        group=group,
+        lake=tmp_path / "lake",
+        checkpoints=tmp_path / "chk",
+        extra=[*DETECT_ARGS, "--python-mode", python_mode],
     )
     sent: list[dict[str, object]] = []
 

@@ -17,6 +17,9 @@ Only import this inside the Flink virtualenv. Dataflow (per-record work stays in
                                                                       └─ valid ─ dedup result_id ─ FileSink
                                              <lake>/date=YYYY-MM-DD/hour=HH/part-*.jsonl (on checkpoints)
 
+The Python functions run inside the JVM by default (``--python-mode thread``, PEMJA: no Beam worker
+processes, no row transfer over gRPC); ``--python-mode process`` runs them in Beam worker processes.
+
 Event time is ``started_at_ms``; the watermark trails the largest one by ``--allowed-lateness-s`` and idle
 partitions stop holding it back after ``--idle-timeout-s``. A restart with ``--restore auto`` resumes
 from the newest retained checkpoint: Kafka offsets, detector state and open alerts come back together,
@@ -30,6 +33,7 @@ import json
 import logging
 import os
 import sys
+import sysconfig
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,9 +42,11 @@ from typing import Any
 
 from pyflink.common import Configuration, Row, Types
 from pyflink.common.serialization import Encoder, SimpleStringSchema
+from pyflink.common.typeinfo import _from_java_type
 from pyflink.datastream import (
     DataStream,
     KeyedProcessFunction,
+    KeyedStream,
     OutputTag,
     RuntimeContext,
     StreamExecutionEnvironment,
@@ -49,7 +55,7 @@ from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, 
 from pyflink.datastream.connectors.kafka import DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink
 from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
-from pyflink.table import StreamTableEnvironment
+from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
 from netobs_flink.alertmanager import AlertmanagerClient, AlertmanagerError
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent, event_from_dict
@@ -92,6 +98,7 @@ class JobConfig:
     dedup_ttl_s: float = 3 * 3600.0
     detectors: DetectorConfigs = field(default_factory=DetectorConfigs)
     job_name: str = "netobs-detect"
+    python_mode: str = "thread"  # thread (inside the JVM, PEMJA) | process (Beam worker processes)
 
 
 # -- Python functions (they run in the Python workers) ---------------------------------------------
@@ -290,14 +297,20 @@ def latest_checkpoint(checkpoint_dir: str) -> str | None:
     return str(found[-1]) if found else None
 
 
-def build(cfg: JobConfig, jars: Sequence[str]) -> tuple[StreamExecutionEnvironment, Any]:
-    """Build the whole graph; returns (env, statement set); ``env.execute`` runs it."""
+def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
+    """Build the whole graph; ``env.execute`` runs it."""
     conf = Configuration()
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("pipeline.name", cfg.job_name)
     conf.set_string("table.local-time-zone", "UTC")
     conf.set_string("table.exec.source.idle-timeout", f"{int(cfg.idle_timeout_s * 1000)} ms")
+    conf.set_string("python.execution-mode", cfg.python_mode)
+    if cfg.python_mode == "thread":
+        # The interpreter embedded in the JVM (PEMJA) starts from the base Python, not this venv: give it
+        # the venv's packages (pemja itself, pyflink) and the job's own.
+        paths = sysconfig.get_paths()
+        conf.set_string("python.pythonpath", os.pathsep.join(dict.fromkeys((paths["purelib"], paths["platlib"]))))
     conf.set_string("python.fn-execution.bundle.time", "200")  # ms: bounds the Python stages' added delay
     conf.set_string("pipeline.object-reuse", "true")  # no defensive copies between chained JVM operators
     # Keep the series' detector state deserialized in the Python workers between windows.
@@ -334,27 +347,26 @@ CREATE TEMPORARY VIEW `results_valid` AS SELECT * FROM `results_json`
 WHERE `result_id` IS NOT NULL AND `started_at_ms` IS NOT NULL AND `agent_id` IS NOT NULL
   AND `check_name` IS NOT NULL AND `target` IS NOT NULL AND `success` IS NOT NULL""")
     t_env.execute_sql(f"""
-CREATE TEMPORARY TABLE `results_raw` (`raw` STRING, `proc` AS PROCTIME())
+CREATE TEMPORARY TABLE `results_raw` (`raw` STRING)
 WITH ({_kafka_options(cfg, "raw")}, 'format' = 'raw')""")
-    t_env.execute_sql(f"""
-CREATE TEMPORARY TABLE `deadletter` (`raw` STRING) WITH (
-  'connector' = 'kafka', 'topic' = '{cfg.deadletter_topic}',
-  'properties.bootstrap.servers' = '{cfg.bootstrap_servers}', 'format' = 'raw',
-  'sink.delivery-guarantee' = '{"exactly-once" if cfg.checkpoint_dir else "at-least-once"}',
-  'sink.transactional-id-prefix' = '{cfg.group_id}-deadletter',
-  'properties.transaction.timeout.ms' = '600000')""")
     t_env.create_java_temporary_system_function("netobs_result_id", "io.netobs.flink.ResultId")
-    t_env.execute_sql(f"""
-CREATE TEMPORARY VIEW `results_checked` AS
-SELECT `raw`, `proc`, netobs_result_id(`raw`, '{required_spec()}') AS `rid` FROM `results_raw`""")
-    statements = t_env.create_statement_set()
-    statements.add_insert_sql("INSERT INTO `deadletter` SELECT `raw` FROM `results_checked` WHERE `rid` IS NULL")
+    # One stream of (raw, rid) feeds both the dead letter and the archive: one Kafka read and one parse
+    # per message (two SQL consumers of the same table would each get their own source).
+    checked = t_env.to_data_stream(
+        t_env.sql_query(f"SELECT `raw`, netobs_result_id(`raw`, '{required_spec()}') AS `rid` FROM `results_raw`")
+    )
+    invalid = DataStream(
+        checked._j_data_stream.flatMap(
+            _java_function("io.netobs.flink.InvalidRaw"), Types.STRING().get_java_type_info()
+        )
+    )
+    invalid.sink_to(_kafka_sink(cfg, cfg.deadletter_topic, "deadletter")).name("dead letter to Kafka").uid(
+        "deadletter-kafka"
+    )
 
     # Detection: JVM windows -> Python per series -> Python correlator.
     windows = t_env.to_data_stream(t_env.sql_query(window_sql(cfg)))
-    series = windows.key_by(
-        lambda r: f"{r['agent_id']}|{r['check_name']}|{r['target']}", key_type=Types.STRING()
-    ).process(SeriesFunction(cfg.detectors), output_type=Types.STRING())
+    series = _keyed_by_series(windows).process(SeriesFunction(cfg.detectors), output_type=Types.STRING())
     series = series.name("series detectors").uid("series-detectors")
     correlated = (
         series.get_side_output(CORRELATE)
@@ -378,16 +390,25 @@ SELECT `raw`, `proc`, netobs_result_id(`raw`, '{required_spec()}') AS `rid` FROM
         ).name("alertmanager").uid("alertmanager")
 
     if cfg.lake:
+        t_env.create_temporary_view(
+            "results_checked",
+            t_env.from_data_stream(
+                checked,
+                Schema.new_builder()
+                .column("raw", DataTypes.STRING())
+                .column("rid", DataTypes.STRING())
+                .column_by_expression("proc", "PROCTIME()")
+                .build(),
+            ),
+        )
         archive = t_env.sql_query("""
 SELECT `raw` FROM (
   SELECT `raw`, ROW_NUMBER() OVER (PARTITION BY `rid` ORDER BY `proc`) AS `rn`
   FROM `results_checked` WHERE `rid` IS NOT NULL
 ) WHERE `rn` = 1""")
         rows = t_env.to_data_stream(archive)
-        jvm = get_gateway().jvm
-        loader = jvm.Thread.currentThread().getContextClassLoader()
-        row_field = loader.loadClass("io.netobs.flink.RowField").newInstance()
-        assigner = loader.loadClass("io.netobs.flink.EventTimeHourBucketAssigner").newInstance()
+        row_field = _java_function("io.netobs.flink.RowField")
+        assigner = _java_function("io.netobs.flink.EventTimeHourBucketAssigner")
         lines = DataStream(rows._j_data_stream.map(row_field, Types.STRING().get_java_type_info()))
         sink = (
             FileSink.for_row_format(_uri(cfg.lake), Encoder.simple_string_encoder())
@@ -399,8 +420,27 @@ SELECT `raw` FROM (
             .build()
         )
         lines.sink_to(sink).name("archive to the lake").uid("archive")
-    statements.attach_as_datastream()
-    return env, statements
+    return env
+
+
+def _java_function(class_name: str) -> Any:
+    """An instance of one of the job's Java helpers (netobs-flink.jar, loaded with the job's jars)."""
+    loader = get_gateway().jvm.Thread.currentThread().getContextClassLoader()
+    return loader.loadClass(class_name).newInstance()
+
+
+def _keyed_by_series(windows: DataStream) -> KeyedStream:
+    """The window rows keyed by series, keyed in the JVM.
+
+    PyFlink's ``key_by`` runs the key function in Python: one more JVM -> Python -> JVM trip per row
+    before the detectors. The Java map makes the same shape (Row(key, row), keyed on field 0).
+    """
+    gateway = get_gateway()
+    row_type = _from_java_type(windows._j_data_stream.getTransformation().getOutputType())
+    keyed_type = Types.ROW([Types.STRING(), row_type]).get_java_type_info()
+    with_key = windows._j_data_stream.map(_java_function("io.netobs.flink.SeriesKey"), keyed_type)
+    j_keyed = with_key.keyBy(gateway.jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(j_keyed, row_type, windows)
 
 
 def _kafka_sink(cfg: JobConfig, topic: str, name: str) -> KafkaSink:
@@ -452,6 +492,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
     p.add_argument("--latency-warmup-s", type=float, default=LatencyConfig.warmup_s)
     p.add_argument("--latency-season-s", type=float, default=LatencyConfig.season_s)
     p.add_argument("--latency-min-samples", type=int, default=LatencyConfig.min_samples)
+    p.add_argument(
+        "--python-mode",
+        choices=("process", "thread"),
+        default=JobConfig.python_mode,
+        help="Python functions in worker processes, or inside the JVM (PEMJA)",
+    )
     p.add_argument("--jars", default=os.environ.get("NETOBS_FLINK_JARS", ""), help="folder of the connector jars")
     args = p.parse_args(argv)
     latency = replace(
@@ -478,6 +524,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
         idle_timeout_s=args.idle_timeout_s,
         resend_interval_s=args.resend_interval_s,
         detectors=replace(DetectorConfigs(), latency=latency),
+        python_mode=args.python_mode,
     )
     if not args.jars:
         p.error("--jars (or NETOBS_FLINK_JARS) must name the folder with the connector jars")
@@ -488,7 +535,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg, jars = parse_args(argv)
-    env, _ = build(cfg, jars)
+    env = build(cfg, jars)
     env.execute(cfg.job_name)
     return 0
 

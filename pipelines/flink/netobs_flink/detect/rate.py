@@ -10,6 +10,8 @@ and resolves when the mean drops below half of that bound. While firing, the bas
 
 from __future__ import annotations
 
+import bisect
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -37,7 +39,10 @@ class RateConfig:
 
 @dataclass
 class RateState:
-    window: list[tuple[int, float]] = field(default_factory=list)
+    # The window's results in event-time order (ties in arrival order): times and values side by side,
+    # as arrays of machine numbers (a window holds hundreds of results; they pickle as two byte strings).
+    times_ms: array[int] = field(default_factory=lambda: array("q"))
+    values: array[float] = field(default_factory=lambda: array("d"))
     baseline: float = 0.0
     samples: int = 0
     last_ms: int = 0
@@ -58,20 +63,22 @@ class RateDetector:
     def observe(self, at_ms: int, value: float, trace_id: str | None = None) -> list[AlertEvent]:
         c, s = self.config, self.state
         value = min(max(value, 0.0), 1.0)
-        if s.window and at_ms < s.window[-1][0] - c.window_s * 1000:
+        if s.times_ms and at_ms < s.times_ms[-1] - c.window_s * 1000:
             return []  # older than the whole window: nothing it could change
-        s.window.append((at_ms, value))
-        s.window.sort(key=lambda p: p[0])
-        newest = s.window[-1][0]
-        s.window = [p for p in s.window if p[0] > newest - c.window_s * 1000]
-        rate = sum(v for _, v in s.window) / len(s.window)
+        at = bisect.bisect_right(s.times_ms, at_ms)  # usually the end: results come in order
+        s.times_ms.insert(at, at_ms)
+        s.values.insert(at, value)
+        expired = bisect.bisect_right(s.times_ms, s.times_ms[-1] - c.window_s * 1000)
+        if expired:
+            del s.times_ms[:expired], s.values[:expired]
+        rate = sum(s.values) / len(s.values)
         dt_s = (at_ms - s.last_ms) / 1000.0 if s.last_ms else 0.0
         s.last_ms = max(s.last_ms, at_ms)
         s.samples += 1
         events: list[AlertEvent] = []
         if s.firing_since_ms is None:
             bound = max(c.min_rate, s.baseline + c.margin)
-            if s.samples > c.warmup_samples and len(s.window) >= c.min_samples and rate >= bound:
+            if s.samples > c.warmup_samples and len(s.values) >= c.min_samples and rate >= bound:
                 s.firing_since_ms = at_ms
                 s.bound = bound
                 events.append(self._event(FIRING, at_ms, rate, trace_id))

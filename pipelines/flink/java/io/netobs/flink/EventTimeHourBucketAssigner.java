@@ -17,11 +17,21 @@ import org.apache.flink.streaming.api.functions.sink.filesystem.bucketassigners.
 public final class EventTimeHourBucketAssigner implements BucketAssigner<String, String> {
     private static final long serialVersionUID = 1L;
     private static final String KEY = "\"started_at_ms\"";
+    private static final long HOUR_MS = 3_600_000L;
+    // Consecutive lines mostly fall in the same hour: remember the last one's id.
+    private transient long lastHour = Long.MIN_VALUE;
+    private transient String lastId;
 
     @Override
     public String getBucketId(String line, Context context) {
-        ZonedDateTime t = Instant.ofEpochMilli(startedAtMs(line)).atZone(ZoneOffset.UTC);
-        return String.format("date=%04d-%02d-%02d/hour=%02d", t.getYear(), t.getMonthValue(), t.getDayOfMonth(), t.getHour());
+        long hour = Math.floorDiv(startedAtMs(line), HOUR_MS);
+        if (hour != lastHour || lastId == null) {
+            ZonedDateTime t = Instant.ofEpochMilli(hour * HOUR_MS).atZone(ZoneOffset.UTC);
+            lastId = String.format(
+                    "date=%04d-%02d-%02d/hour=%02d", t.getYear(), t.getMonthValue(), t.getDayOfMonth(), t.getHour());
+            lastHour = hour;
+        }
+        return lastId;
     }
 
     /** The integer after "started_at_ms": in a compact or spaced JSON line; 0 when absent. */

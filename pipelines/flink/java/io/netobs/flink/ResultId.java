@@ -2,8 +2,9 @@ package io.netobs.flink;
 
 import java.util.HashMap;
 import java.util.Map;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
-import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonParser;
+import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonToken;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
@@ -15,7 +16,7 @@ import org.apache.flink.table.functions.ScalarFunction;
  */
 public final class ResultId extends ScalarFunction {
     private static final long serialVersionUID = 1L;
-    private transient ObjectMapper mapper;
+    private transient JsonFactory factory;
     private transient String cachedSpec;
     private transient Map<String, String> required;
 
@@ -23,42 +24,61 @@ public final class ResultId extends ScalarFunction {
         if (raw == null || raw.isEmpty()) {
             return null;
         }
-        if (mapper == null) {
-            mapper = new ObjectMapper();
+        if (factory == null) {
+            factory = new JsonFactory();
         }
         if (!spec.equals(cachedSpec)) {
             required = parse(spec);
             cachedSpec = spec;
         }
-        JsonNode node;
-        try {
-            node = mapper.readTree(raw);
+        // A streaming parse of the top level: the required fields are top-level scalars, nested values are
+        // skipped (still tokenized, so malformed JSON anywhere is rejected), and no tree is built.
+        // A field given twice counts with its last value, as in a parsed tree.
+        Map<String, Boolean> fits = new HashMap<>();
+        String resultId = null;
+        try (JsonParser parser = factory.createParser(raw)) {
+            if (parser.nextToken() != JsonToken.START_OBJECT) {
+                return null;
+            }
+            JsonToken token;
+            while ((token = parser.nextToken()) == JsonToken.FIELD_NAME) {
+                String name = parser.getCurrentName();
+                JsonToken value = parser.nextToken();
+                String type = required.get(name);
+                if (type != null) {
+                    fits.put(name, fits(value, type));
+                }
+                if ("result_id".equals(name)) {
+                    resultId = value == JsonToken.VALUE_STRING ? parser.getText() : null;
+                }
+                if (value == JsonToken.START_OBJECT || value == JsonToken.START_ARRAY) {
+                    parser.skipChildren();
+                }
+            }
+            if (token != JsonToken.END_OBJECT) {
+                return null;
+            }
         } catch (Exception e) {
             return null;
         }
-        if (node == null || !node.isObject()) {
-            return null;
-        }
-        for (Map.Entry<String, String> field : required.entrySet()) {
-            JsonNode value = node.get(field.getKey());
-            if (value == null || !fits(value, field.getValue())) {
+        for (String name : required.keySet()) {
+            if (!Boolean.TRUE.equals(fits.get(name))) {
                 return null;
             }
         }
-        JsonNode id = node.get("result_id");
-        return id == null ? null : id.asText();
+        return resultId;
     }
 
-    private static boolean fits(JsonNode value, String type) {
+    private static boolean fits(JsonToken value, String type) {
         switch (type) {
             case "STRING":
-                return value.isTextual();
+                return value == JsonToken.VALUE_STRING;
             case "BIGINT":
-                return value.isIntegralNumber();
+                return value == JsonToken.VALUE_NUMBER_INT;
             case "BOOLEAN":
-                return value.isBoolean();
+                return value == JsonToken.VALUE_TRUE || value == JsonToken.VALUE_FALSE;
             default:
-                return !value.isNull();
+                return value != JsonToken.VALUE_NULL;
         }
     }
 
