@@ -20,12 +20,43 @@ def clean_of(spark: SparkSession, records: list[dict[str, Any]]) -> DataFrame:
     return transforms.deduplicate(transforms.normalize(frame(spark, records)), 2)
 
 
+def parts_of(spark: SparkSession, records: list[dict[str, Any]], windows: list[MaintenanceWindow] = ()) -> DataFrame:
+    return transforms.partials(clean_of(spark, records), windows)
+
+
 def by(rows: list[Any], *keys: str) -> dict[Any, dict[str, Any]]:
     out = {}
     for row in rows:
         d = row.asDict()
         out[tuple(d[k] for k in keys) if len(keys) > 1 else d[keys[0]]] = d
     return out
+
+
+def test_unique_partials_deduplicate_the_groups_with_duplicates_only(spark: SparkSession) -> None:
+    t = epoch_ms(DAY, 3)
+    recs = [record(started_at_ms=t + i * 60_000, result_id=f"a{i}", duration_ms=10.0 + i) for i in range(5)]
+    recs += [record(started_at_ms=t + i * 60_000, pop="nyc1", result_id=f"b{i}", duration_ms=20.0) for i in range(4)]
+    recs += [dict(recs[0]), dict(recs[4])]  # at-least-once delivery: a0 and a4 twice (fra1, hour 3)
+    # a different record with a0's id (another hour): not a copy, kept (as deduplicate keeps a different POP)
+    recs += [record(started_at_ms=epoch_ms(DAY, 5), result_id="a0", duration_ms=10.0)]
+    normalized = transforms.normalize(frame(spark, recs))
+    checked = transforms.partials(normalized.where("valid").drop("valid"), [], flag_duplicates=True)
+    doubtful = transforms.doubtful_groups(checked)
+    assert [(r["pop"], r["hour"]) for r in doubtful.collect()] == [("fra1", 3)]
+
+    parts = transforms.unique_partials(normalized, checked, doubtful, [], 2)
+    rows = by(transforms.rollup(parts, transforms.ROLLUPS["series_hourly"]).collect(), "pop", "hour")
+    assert {k: r["runs"] for k, r in rows.items()} == {("fra1", 3): 5, ("nyc1", 3): 4, ("fra1", 5): 1}
+    assert rows[("fra1", 3)]["latency_avg_ms"] == 12.0  # 10..14 once each
+    assert rows[("fra1", 3)]["latency_p99_ms"] == 14.0
+    # the same as deduplicating every record of hour 3
+    everything = transforms.partials(transforms.deduplicate(normalized.where("hour = 3"), 2))
+    assert sorted(transforms.rollup(parts.where("hour = 3"), transforms.ROLLUPS["series_daily"]).collect()) == sorted(
+        transforms.rollup(everything, transforms.ROLLUPS["series_daily"]).collect()
+    )
+    # no doubtful group: the unique groups as they are (the caller found none)
+    untouched = transforms.unique_partials(normalized, checked, None, [], 2)
+    assert sorted((r["pop"], r["hour"]) for r in untouched.collect()) == [("fra1", 5), ("nyc1", 3)]
 
 
 @pytest.mark.parametrize(
@@ -97,9 +128,9 @@ def test_rollup_percentiles_availability_and_icmp(spark: SparkSession) -> None:
             started_at_ms=t + 1, check_name="ping", check_type="icmp", target="10.0.0.1", icmp=icmp_sub(5, 5, 10.0, 3.0)
         ),
     ]
-    clean = clean_of(spark, recs)
+    parts = parts_of(spark, recs)
 
-    series = by(transforms.rollup(clean, transforms.ROLLUPS["series_daily"]).collect(), "check_name", "pop")
+    series = by(transforms.rollup(parts, transforms.ROLLUPS["series_daily"]).collect(), "check_name", "pop")
     fra = series[("web", "fra1")]
     assert (fra["runs"], fra["successes"]) == (12, 10)
     assert fra["availability_pct"] == pytest.approx(100 * 10 / 12)
@@ -118,14 +149,14 @@ def test_rollup_percentiles_availability_and_icmp(spark: SparkSession) -> None:
     assert ping["latency_p50_ms"] == 8.0  # RTTs 8 and 10: the 1st of 2
     assert fra["icmp_loss_ratio"] is None
 
-    targets = by(transforms.rollup(clean, transforms.ROLLUPS["target_daily"]).collect(), "check_name")
+    targets = by(transforms.rollup(parts, transforms.ROLLUPS["target_daily"]).collect(), "check_name")
     web = targets["web"]
     assert (web["runs"], web["successes"], web["pops"]) == (16, 14, 2)
     assert web["availability_pct"] == pytest.approx(100 * 14 / 16)
     # 14 values 1,2,3,5,10..100: p50 = 7th = 30, p90 = ceil(12.6) = 13th = 90
     assert (web["latency_p50_ms"], web["latency_p90_ms"]) == (30.0, 90.0)
 
-    hourly = by(transforms.rollup(clean, transforms.ROLLUPS["target_hourly"]).collect(), "check_name", "hour")
+    hourly = by(transforms.rollup(parts, transforms.ROLLUPS["target_hourly"]).collect(), "check_name", "hour")
     assert hourly[("web", 5)]["runs"] == 12
     assert hourly[("web", 6)]["runs"] == 4
 
@@ -136,7 +167,7 @@ def test_phase_percentiles(spark: SparkSession) -> None:
         record(started_at_ms=t + i, phases_ms={"dns": float(i + 1), "connect": 10.0 * (i + 1), "ttfb": 7.0})
         for i in range(4)
     ]
-    row = transforms.rollup(clean_of(spark, recs), transforms.ROLLUPS["target_daily"]).collect()[0]
+    row = transforms.rollup(parts_of(spark, recs), transforms.ROLLUPS["target_daily"]).collect()[0]
     assert (row["dns_p50_ms"], row["dns_p99_ms"]) == (2.0, 4.0)
     assert (row["connect_p50_ms"], row["connect_p90_ms"]) == (20.0, 40.0)
     assert row["ttfb_p95_ms"] == 7.0
@@ -148,9 +179,9 @@ def test_error_breakdown(spark: SparkSession) -> None:
     errors = ["timeout", "timeout", "connection_refused", None, None]
     recs = [record(started_at_ms=t + i, success=e is None, error_type=e) for i, e in enumerate(errors)]
     recs.append(record(started_at_ms=t, pop="nyc1", success=False, error_type="timeout"))
-    clean = clean_of(spark, recs)
-    series_daily = transforms.rollup(clean, transforms.ROLLUPS["series_daily"])
-    rows = by(transforms.error_breakdown(clean, series_daily).collect(), "pop", "error_type")
+    parts = parts_of(spark, recs)
+    series_daily = transforms.rollup(parts, transforms.ROLLUPS["series_daily"])
+    rows = by(transforms.error_breakdown(parts, series_daily).collect(), "pop", "error_type")
     assert set(rows) == {("fra1", "timeout"), ("fra1", "connection_refused"), ("nyc1", "timeout")}
     assert rows[("fra1", "timeout")]["failures"] == 2
     assert rows[("fra1", "timeout")]["share_of_runs_pct"] == pytest.approx(40.0)
@@ -181,7 +212,7 @@ def test_path_changes_follow_event_time(spark: SparkSession) -> None:
             traceroute=traceroute_sub("c"),
         )
     )
-    rows = by(transforms.path_changes(clean_of(spark, recs)).collect(), "pop")
+    rows = by(transforms.path_changes(parts_of(spark, recs)).collect(), "pop")
     assert (rows["fra1"]["traceroute_runs"], rows["fra1"]["path_changes"], rows["fra1"]["distinct_paths"]) == (5, 2, 2)
     assert rows["fra1"]["ecmp_paths_max"] == 2
     assert (rows["nyc1"]["path_changes"], rows["nyc1"]["distinct_paths"]) == (0, 1)
@@ -212,7 +243,7 @@ def test_slo_compliance_and_error_budget(spark: SparkSession) -> None:
         MaintenanceWindow(epoch_ms(DAY, 3), epoch_ms(DAY, 3, 1), None, None, ("nyc1",), "pop move"),
     ]
     slo = objectives(spark, [("web", "https://a.example/", 95.0, 100.0, 90.0)])
-    rows = transforms.slo_compliance(clean_of(spark, recs), slo, windows).collect()
+    rows = transforms.slo_compliance(parts_of(spark, recs, windows), slo).collect()
     assert len(rows) == 1
     r = rows[0].asDict()
     assert (r["runs_total"], r["runs_in_maintenance"], r["runs"], r["successes"], r["fast_runs"]) == (26, 6, 20, 18, 16)
@@ -230,7 +261,7 @@ def test_slo_within_budget(spark: SparkSession) -> None:
     t = epoch_ms(DAY, 10)
     recs = [record(started_at_ms=t + i, success=i != 0, duration_ms=10.0) for i in range(200)]
     slo = objectives(spark, [("web", "https://a.example/", 99.0, None, None)])
-    r = transforms.slo_compliance(clean_of(spark, recs), slo, []).collect()[0].asDict()
+    r = transforms.slo_compliance(parts_of(spark, recs), slo).collect()[0].asDict()
     # allowed failures = 200 * 1% = 2; 1 failure -> 50 % of the budget left
     assert r["availability_budget_remaining_pct"] == pytest.approx(50.0)
     assert r["availability_met"] is True

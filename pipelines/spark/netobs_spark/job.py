@@ -245,11 +245,25 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
         log.warning("unreadable file skipped: %s", path)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "8")
     in_range = staged.where(F.col("_in_range")).drop("_in_range", lake.SOURCE_FILE_COLUMN)
-    clean = transforms.deduplicate(in_range, partitions)
-    # The one aggregation over the deduplicated records (per date, hour and series) that every table is
-    # computed from (transforms.partials); only it is kept: caching the records themselves would cost
-    # more than the whole rest of the job (80 s against 23 s for the 14.4 M records of bench_spark.py).
-    parts = transforms.partials(clean, options.slo.maintenance).persist(StorageLevel.MEMORY_AND_DISK)
+    windows = options.slo.maintenance
+    # The one aggregation over the records (per date, hour and series) that every table is computed from
+    # (transforms.partials); only it is kept, never the records (caching them cost more than the rest of
+    # the job). Duplicates are removed in the groups that have any (transforms.unique_partials).
+    with _step("aggregating the records per hour and series"):
+        valid = in_range.where(F.col("valid")).drop("valid")
+        checked = transforms.partials(valid, windows, flag_duplicates=True).persist(StorageLevel.MEMORY_AND_DISK)
+        doubtful = transforms.doubtful_groups(checked)
+        if doubtful.isEmpty():
+            log.info("no duplicate result_id in the range")
+            doubtful_or_none = None
+        else:
+            doubtful = doubtful.persist(StorageLevel.MEMORY_AND_DISK)
+            log.info("%d (hour, series) groups hold duplicates: deduplicating them", doubtful.count())
+            doubtful_or_none = doubtful
+        parts = transforms.unique_partials(in_range, checked, doubtful_or_none, windows, partitions)
+        parts = parts.persist(StorageLevel.MEMORY_AND_DISK)
+        parts.count()
+        checked.unpersist()
 
     tables: dict[str, DataFrame] = {}
     table_rows: dict[str, int] = {}
@@ -257,15 +271,15 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
     out = options.out.rstrip("/")
     for name in TABLES:
         if name in transforms.ROLLUPS:
-            df = transforms.rollup(clean, transforms.ROLLUPS[name], parts)
+            df = transforms.rollup(parts, transforms.ROLLUPS[name])
         elif name == "errors_daily":
-            df = transforms.error_breakdown(clean, tables["series_daily"], parts)
+            df = transforms.error_breakdown(parts, tables["series_daily"])
         elif name == "paths_daily":
-            df = transforms.path_changes(clean, parts)
+            df = transforms.path_changes(parts)
         else:
             pairs = [(r["check_name"], r["target"]) for r in collected["target_daily"]]
             objectives = objectives_frame(spark, pairs, options.slo)
-            df = transforms.slo_compliance(clean, objectives, options.slo.maintenance, parts)
+            df = transforms.slo_compliance(parts, objectives)
         tables[name] = df = df.persist(StorageLevel.MEMORY_AND_DISK)
         with _step(f"rollup {name}"):
             per_day = {r["date"]: int(r["count"]) for r in df.groupBy("date").count().collect()}
@@ -289,7 +303,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
             )
 
     with _step("building the report"):
-        data = _report_data(clean, tables, collected, stats, options, parts=parts, single_day=len(days) == 1)
+        data = _report_data(parts, tables, collected, stats, options, single_day=len(days) == 1)
         report_dir = report_dir_for(options.out, span)
         report.write_report(report_dir, data)
     log.info("report: %s/report.html", report_dir)
@@ -302,13 +316,12 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
 
 
 def _report_data(
-    clean: DataFrame,
+    parts: DataFrame,
     tables: dict[str, DataFrame],
     collected: dict[str, list[dict[str, Any]]],
     stats: IngestStats,
     options: JobOptions,
     *,
-    parts: DataFrame,
     single_day: bool,
 ) -> report.ReportData:
     """Collect the small, range-level tables the report shows (everything else stays in the rollups)."""
@@ -317,7 +330,7 @@ def _report_data(
     if single_day:
         targets = [{k: v for k, v in r.items() if k != "date"} for r in collected["target_daily"]]
     else:
-        targets = _rows(transforms.rollup(clean, target_keys, parts))
+        targets = _rows(transforms.rollup(parts, target_keys))
     targets.sort(key=report.badness)
     worst = [(t["check_name"], t["target"]) for t in targets[: options.report_top]]
     series = _rows(
