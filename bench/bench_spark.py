@@ -35,8 +35,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NETOBS_CACHE", Path.home() / ".cache" / "netobs")) / "bench"
 
 
-def generate(lake: Path, series: int, minutes: int) -> None:
-    """One run per minute per series; type mix 40% http, 30% icmp, 20% dns, 5% tcp, 5% traceroute."""
+def generate(lake: Path, series: int, minutes: int, duplicates_pct: float = 0.0) -> None:
+    """One run per minute per series; type mix 40% http, 30% icmp, 20% dns, 5% tcp, 5% traceroute.
+
+    ``duplicates_pct``: that share of the records is written a second time (at-least-once delivery), in
+    files of their own in the same hour partitions, as a replayed Kafka batch lands in the archive.
+    """
     import duckdb
 
     tmp = lake.with_name(lake.name + ".tmp")
@@ -90,9 +94,16 @@ def generate(lake: Path, series: int, minutes: int) -> None:
         FROM r
         """
     )
-    con.execute(
-        f"COPY runs TO '{tmp}' (FORMAT PARQUET, PARTITION_BY (date, hour), COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
-    )
+    options = "FORMAT PARQUET, PARTITION_BY (date, hour), COMPRESSION zstd, ROW_GROUP_SIZE 122880"
+    if duplicates_pct > 0:  # the view draws new random values on every read: materialize it once
+        con.execute("CREATE TEMP TABLE runs_once AS SELECT * FROM runs")
+        con.execute(f"COPY runs_once TO '{tmp}' ({options})")
+        con.execute(
+            f"COPY (SELECT * FROM runs_once USING SAMPLE {duplicates_pct} PERCENT (bernoulli, 7)) TO '{tmp}' "
+            f"({options}, OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'replay_{{i}}')"
+        )
+    else:
+        con.execute(f"COPY runs TO '{tmp}' ({options})")
     con.close()
     shutil.rmtree(lake, ignore_errors=True)
     tmp.rename(lake)
@@ -216,6 +227,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", type=int, default=10_000, help="series (check, target, POP); default 10000")
     parser.add_argument("--minutes", type=int, default=1440, help="runs per series (one a minute); default 1440")
+    parser.add_argument(
+        "--duplicates-pct", type=float, default=0.0, help="share of records written twice (replays); default 0"
+    )
     parser.add_argument("--driver-memory", default="4g", help="Spark driver memory (local mode)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="DuckDB threads")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -223,11 +237,12 @@ def main() -> int:
     if args.minutes > 1440:
         parser.error("--minutes: at most 1440 (one day)")
 
-    lake = cache_dir() / f"spark-lake-v{GENERATOR_VERSION}-{args.series}x{args.minutes}"
+    dups = f"-dup{args.duplicates_pct:g}" if args.duplicates_pct > 0 else ""
+    lake = cache_dir() / f"spark-lake-v{GENERATOR_VERSION}-{args.series}x{args.minutes}{dups}"
     if not lake.exists():
         t0 = time.monotonic()
         print(f"generating {args.series * args.minutes:,} records into {lake} ...", file=sys.stderr)
-        generate(lake, args.series, args.minutes)
+        generate(lake, args.series, args.minutes, args.duplicates_pct)
         print(f"generated in {time.monotonic() - t0:.1f} s", file=sys.stderr)
     size_mb = sum(p.stat().st_size for p in lake.rglob("*.parquet")) / 1e6
 
@@ -252,6 +267,7 @@ def main() -> int:
             return code
         result = {
             "records": args.series * args.minutes,
+            "duplicates_pct": args.duplicates_pct,
             "series": args.series,
             "lake_mb": round(size_mb, 1),
             "cores": os.cpu_count(),

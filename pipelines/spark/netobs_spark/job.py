@@ -255,15 +255,16 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
         doubtful = transforms.doubtful_groups(checked)
         if doubtful.isEmpty():
             log.info("no duplicate result_id in the range")
-            doubtful_or_none = None
+            parts = transforms.unique_partials(in_range, checked, None, windows, partitions)  # reads the cache
+            cached = checked
         else:
             doubtful = doubtful.persist(StorageLevel.MEMORY_AND_DISK)
             log.info("%d (hour, series) groups hold duplicates: deduplicating them", doubtful.count())
-            doubtful_or_none = doubtful
-        parts = transforms.unique_partials(in_range, checked, doubtful_or_none, windows, partitions)
-        parts = parts.persist(StorageLevel.MEMORY_AND_DISK)
-        parts.count()
-        checked.unpersist()
+            parts = transforms.unique_partials(in_range, checked, doubtful, windows, partitions)
+            cached = parts = parts.persist(StorageLevel.MEMORY_AND_DISK)
+            parts.count()
+            checked.unpersist()
+            doubtful.unpersist()
 
     tables: dict[str, DataFrame] = {}
     table_rows: dict[str, int] = {}
@@ -309,7 +310,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
     log.info("report: %s/report.html", report_dir)
     for df in tables.values():
         df.unpersist()
-    parts.unpersist()
+    cached.unpersist()
     elapsed = time.monotonic() - started
     log.info("netobs report %s: finished in %.1f s", span, elapsed)
     return JobSummary(stats, report_dir, table_rows, elapsed)
