@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DAY = "2026-11-20"
 DAY_START_MS = 1_795_132_800_000  # 2026-11-20T00:00:00Z
 POPS = 20
@@ -38,8 +38,9 @@ def cache_dir() -> Path:
 def generate(lake: Path, series: int, minutes: int, duplicates_pct: float = 0.0) -> None:
     """One run per minute per series; type mix 40% http, 30% icmp, 20% dns, 5% tcp, 5% traceroute.
 
-    ``duplicates_pct``: that share of the records is written a second time (at-least-once delivery), in
-    files of their own in the same hour partitions, as a replayed Kafka batch lands in the archive.
+    ``duplicates_pct``: that share of the records is written a second time, in files of their own in
+    the same hour partitions: every series' records of a contiguous stretch of minutes from noon on, as
+    a replayed batch (at-least-once delivery after a restart) lands in the archive.
     """
     import duckdb
 
@@ -95,11 +96,14 @@ def generate(lake: Path, series: int, minutes: int, duplicates_pct: float = 0.0)
         """
     )
     options = "FORMAT PARQUET, PARTITION_BY (date, hour), COMPRESSION zstd, ROW_GROUP_SIZE 122880"
+    noon_ms = DAY_START_MS + 12 * 3_600_000
+    replay_end_ms = noon_ms + round(minutes * duplicates_pct / 100) * 60_000
     if duplicates_pct > 0:  # the view draws new random values on every read: materialize it once
         con.execute("CREATE TEMP TABLE runs_once AS SELECT * FROM runs")
         con.execute(f"COPY runs_once TO '{tmp}' ({options})")
         con.execute(
-            f"COPY (SELECT * FROM runs_once USING SAMPLE {duplicates_pct} PERCENT (bernoulli, 7)) TO '{tmp}' "
+            f"COPY (SELECT * FROM runs_once WHERE started_at_ms >= {noon_ms} AND started_at_ms < {replay_end_ms}) "
+            f"TO '{tmp}' "
             f"({options}, OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'replay_{{i}}')"
         )
     else:
