@@ -199,6 +199,15 @@ def objectives_frame(spark: SparkSession, pairs: list[tuple[str, str]], config: 
     return spark.createDataFrame(rows, schema=ddl)
 
 
+def _files_subset(files: lake.LakeFiles, wanted: list[str]) -> lake.LakeFiles:
+    """The files of ``files`` named in ``wanted`` (paths as the reader reports them)."""
+    keep = {lake.canonical_path(p) for p in wanted}
+    return lake.LakeFiles(
+        json=[p for p in files.json if lake.canonical_path(p) in keep],
+        parquet=[p for p in files.parquet if lake.canonical_path(p) in keep],
+    )
+
+
 def _ingest_stats(staged: DataFrame, files: lake.LakeFiles) -> IngestStats:
     per_file = staged.groupBy(lake.SOURCE_FILE_COLUMN).agg(
         F.count(F.lit(1)).alias("records"),
@@ -236,31 +245,38 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
     )
     raw = lake.read_lake(spark, files) or _empty_raw(spark)
     range_cond = transforms.in_range(options.first_day, options.last_day)
-    # Two reads of the lake: a narrow one for the counts, then the deduplicated rows, which stay cached
-    # for every rollup. (Caching all raw rows instead costs more memory and time than a second scan.)
+    # Two reads of the lake: a narrow one for the counts, then one aggregation (plus, when there are
+    # duplicates, a read of the files that hold them).
     staged = transforms.normalize(raw, keep=(lake.SOURCE_FILE_COLUMN,)).withColumn("_in_range", range_cond)
     with _step("reading the lake: records, corrupt records, unreadable files"):
         stats = _ingest_stats(staged, files)
     for path in stats.corrupt_files:
         log.warning("unreadable file skipped: %s", path)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or "8")
-    in_range = staged.where(F.col("_in_range")).drop("_in_range", lake.SOURCE_FILE_COLUMN)
     windows = options.slo.maintenance
     # The one aggregation over the records (per date, hour and series) that every table is computed from
     # (transforms.partials); only it is kept, never the records (caching them cost more than the rest of
     # the job). Duplicates are removed in the groups that have any (transforms.unique_partials).
     with _step("aggregating the records per hour and series"):
-        valid = in_range.where(F.col("valid")).drop("valid")
-        checked = transforms.partials(valid, windows, flag_duplicates=True).persist(StorageLevel.MEMORY_AND_DISK)
+        valid = staged.where(F.col("_in_range") & F.col("valid")).drop("_in_range", "valid")
+        checked = transforms.partials(valid, windows, flag_duplicates=True, source_column=lake.SOURCE_FILE_COLUMN)
+        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
         doubtful = transforms.doubtful_groups(checked)
         if doubtful.isEmpty():
             log.info("no duplicate result_id in the range")
-            parts = transforms.unique_partials(in_range, checked, None, windows, partitions)  # reads the cache
+            parts = transforms.unique_partials(staged, checked, None, windows, partitions)  # reads the cache
             cached = checked
         else:
             doubtful = doubtful.persist(StorageLevel.MEMORY_AND_DISK)
-            log.info("%d (hour, series) groups hold duplicates: deduplicating them", doubtful.count())
-            parts = transforms.unique_partials(in_range, checked, doubtful, windows, partitions)
+            again = _files_subset(files, [r["_file"] for r in transforms.files_of(checked).collect()])
+            log.info(
+                "%d (hour, series) groups hold duplicates: deduplicating them (reading %d of %d files again)",
+                doubtful.count(),
+                len(again.data_files),
+                len(files.data_files),
+            )
+            records = transforms.normalize(lake.read_lake(spark, again) or _empty_raw(spark)).where(range_cond)
+            parts = transforms.unique_partials(records, checked, doubtful, windows, partitions)
             cached = parts = parts.persist(StorageLevel.MEMORY_AND_DISK)
             parts.count()
             checked.unpersist()

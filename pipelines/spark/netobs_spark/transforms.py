@@ -130,7 +130,11 @@ def _values(column: str) -> str:
 
 
 def partials(
-    clean: DataFrame, windows: Sequence[MaintenanceWindow] = (), *, flag_duplicates: bool = False
+    clean: DataFrame,
+    windows: Sequence[MaintenanceWindow] = (),
+    *,
+    flag_duplicates: bool = False,
+    source_column: str | None = None,
 ) -> DataFrame:
     """One row per (date, hour, series): the additive parts of every table and the sorted values.
 
@@ -141,7 +145,9 @@ def partials(
     inside the maintenance ``windows`` and use the latencies of the runs outside them.
 
     ``flag_duplicates`` adds ``_unique``: false where two of the group's records may share a result_id
-    (equal 64-bit hashes: every real duplicate, and very rarely two different ids). See ``unique_partials``.
+    (equal 64-bit hashes: every real duplicate, and very rarely two different ids), and with
+    ``source_column`` (the records' file) ``_files``, the files of the group's records, so that only
+    those are read again to deduplicate it. See ``unique_partials``.
     """
     maintenance = maintenance_condition(windows)
     slo_values = (
@@ -150,6 +156,8 @@ def partials(
     traceroute = F.struct("started_at_ms", "path_hash", "ecmp_paths")
     ids = F.collect_list(F.xxhash64("result_id"))
     flags = [(F.size(F.array_distinct(ids)) == F.count(F.lit(1))).alias("_unique")] if flag_duplicates else []
+    if flag_duplicates and source_column is not None:
+        flags.append(F.collect_set(source_column).alias("_files"))
     return clean.groupBy(*BASE_KEYS).agg(
         F.count(F.lit(1)).alias("runs"),
         F.sum(F.col("success").cast("long")).alias("successes"),
@@ -175,6 +183,11 @@ def doubtful_groups(checked: DataFrame) -> DataFrame:
     return checked.where(~F.col("_unique")).select(*BASE_KEYS)
 
 
+def files_of(checked: DataFrame) -> DataFrame:
+    """The distinct files (``_file``) of the doubtful groups' records (``partials(..., source_column=...)``)."""
+    return checked.where(~F.col("_unique")).select(F.explode("_files").alias("_file")).distinct()
+
+
 def unique_partials(
     normalized: DataFrame,
     checked: DataFrame,
@@ -193,7 +206,7 @@ def unique_partials(
     their POP or error differs.) Deduplicating every record instead (a shuffle of all of
     them) took 4/5 of the job's time with no duplicate at all.
     """
-    unique = checked.where(F.col("_unique")).drop("_unique")
+    unique = checked.where(F.col("_unique")).drop("_unique", "_files")
     if doubtful is None:
         return unique
     # both sides come from the same records: aliases keep the join condition from being trivially true
