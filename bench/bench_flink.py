@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--interval-s", type=float, default=5.0)
     p.add_argument("--no-archive", action="store_true", help="leave the lake out (to see what it costs)")
-    p.add_argument("--python-mode", choices=("process", "thread"), default="process")
+    p.add_argument("--python-mode", choices=("thread", "process"), default="thread")
     p.add_argument("--allowed-lateness-s", type=float, default=1.0)
     args = p.parse_args(argv)
 

@@ -104,7 +104,8 @@ class JobConfig:
 # -- Python functions (they run in the Python workers) ---------------------------------------------
 
 
-def _summary(row: Row) -> WindowSummary:
+def _summary(value: Row) -> WindowSummary:
+    row = value.as_dict()  # Row looks a name up by a linear search of its field names
     phases = {p: float(v) for p in PHASES if (v := row[f"{p}_ms"]) is not None}
     return WindowSummary(
         agent_id=row["agent_id"],
