@@ -265,7 +265,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
         if doubtful.isEmpty():
             log.info("no duplicate result_id in the range")
             parts = transforms.unique_partials(staged, checked, None, windows, partitions)  # reads the cache
-            cached = checked
+            cached = [checked]
         else:
             doubtful = doubtful.persist(StorageLevel.MEMORY_AND_DISK)
             again = _files_subset(files, [r["_file"] for r in transforms.files_of(checked).collect()])
@@ -276,11 +276,12 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
                 len(files.data_files),
             )
             records = transforms.normalize(lake.read_lake(spark, again) or _empty_raw(spark)).where(range_cond)
-            parts = transforms.unique_partials(records, checked, doubtful, windows, partitions)
-            cached = parts = parts.persist(StorageLevel.MEMORY_AND_DISK)
-            parts.count()
-            checked.unpersist()
-            doubtful.unpersist()
+            # only the recomputed groups are cached anew; the others are read from `checked`'s cache
+            fixed = transforms.redo_partials(records, doubtful, windows, partitions)
+            fixed = fixed.persist(StorageLevel.MEMORY_AND_DISK)
+            fixed.count()
+            parts = transforms.unique_partials(staged, checked, None, windows, partitions).unionByName(fixed)
+            cached = [checked, doubtful, fixed]
 
     tables: dict[str, DataFrame] = {}
     table_rows: dict[str, int] = {}
@@ -326,7 +327,8 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
     log.info("report: %s/report.html", report_dir)
     for df in tables.values():
         df.unpersist()
-    cached.unpersist()
+    for df in cached:
+        df.unpersist()
     elapsed = time.monotonic() - started
     log.info("netobs report %s: finished in %.1f s", span, elapsed)
     return JobSummary(stats, report_dir, table_rows, elapsed)

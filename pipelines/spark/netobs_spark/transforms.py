@@ -209,11 +209,17 @@ def unique_partials(
     unique = checked.where(F.col("_unique")).drop("_unique", "_files")
     if doubtful is None:
         return unique
+    return unique.unionByName(redo_partials(normalized, doubtful, windows, partitions))
+
+
+def redo_partials(
+    normalized: DataFrame, doubtful: DataFrame, windows: Sequence[MaintenanceWindow], partitions: int
+) -> DataFrame:
+    """``partials`` of the deduplicated records of the ``doubtful`` groups (see ``unique_partials``)."""
     # both sides come from the same records: aliases keep the join condition from being trivially true
     same_group = [F.col(f"_r.{k}").eqNullSafe(F.col(f"_d.{k}")) for k in BASE_KEYS]
     records = normalized.alias("_r").join(doubtful.alias("_d"), same_group, "left_semi")
-    again = deduplicate(records, partitions)
-    return unique.unionByName(partials(again, windows))
+    return partials(deduplicate(records, partitions), windows)
 
 
 def merge(parts: DataFrame, keys: Sequence[str]) -> DataFrame:
