@@ -292,3 +292,30 @@ def test_gzip_lake_files_are_read(lake: Path) -> None:
 )
 def test_report_dir(out: str, expected: str) -> None:
     assert job.report_dir_for(out, "d") == expected
+
+
+def test_a_range_of_two_days_sums_runs_and_follows_paths_across_midnight(
+    spark: SparkSession, lake: Path, slo_file: Path, tmp_path: Path
+) -> None:
+    import csv
+
+    d1, d2 = dt.date.fromisoformat(DAY1), dt.date.fromisoformat(DAY2)
+    options = job.JobOptions(str(lake), str(tmp_path), d1, d2, slo=slo.load_slo_config(slo_file), report_top=5)
+    summary = job.run(spark, options)
+    # DAY1's 66 records, DAY2's 64 and the DAY2 record archived in a DAY1 partition (now in range)
+    assert (summary.stats.clean_records, summary.stats.out_of_range_records) == (131, 0)
+    assert summary.stats.duplicate_records == 3
+
+    def table(name: str) -> dict[str, dict[str, str]]:
+        with open(os.path.join(summary.report_dir, name), newline="") as f:
+            return {row["check_name"]: row for row in csv.DictReader(f)}
+
+    # web: DAY1 32 runs, 28 successes (4 failures at nyc1); DAY2 32 + the late record, all successful
+    web = table("targets.csv")["web"]
+    assert (int(web["runs"]), int(web["successes"])) == (65, 61)
+    # trace@fra1 goes p1 -> p2 at 02:00 each day, so DAY2's first run (p1) follows DAY1's last (p2)
+    trace = table("paths.csv")["trace"]
+    assert (int(trace["traceroute_runs"]), int(trace["path_changes"]), int(trace["distinct_paths"])) == (32, 3, 2)
+    paths_daily = spark.read.parquet(str(tmp_path / "rollups" / "paths_daily")).collect()
+    per_day = {r["date"]: r["path_changes"] for r in paths_daily}
+    assert per_day == {d1: 1, d2: 2}
