@@ -148,7 +148,8 @@ async def test_first_byte_delay_shows_in_ttfb(bed: Bed, server: str, version: st
     result = await _run(check)
     assert result.success, result.error_message
     delay_ms = httpbed.DELAY_S * 1000
-    assert delay_ms <= result.phases_ms["ttfb"] < delay_ms + 150  # loaded machine: up to 150 ms late
+    # the server's timer may fire up to ~1 ms early (seen: 299.3 ms for 300); a loaded machine: 150 ms late
+    assert delay_ms - 2 <= result.phases_ms["ttfb"] < delay_ms + 150
     assert result.phases_ms["transfer"] < 50
     assert result.phases_ms["connect"] < 50
 

@@ -111,6 +111,18 @@ def _which(binary: str, hint: str) -> str:
     return found
 
 
+def kafka_cluster_id(new_uuid: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, never starting with '-'.
+
+    One id in 64 would start with '-', which the storage tool's argument parser then takes for an option
+    ("argument --cluster-id/-t: expected one argument"): draw again, as Kafka's own ``random-uuid`` does.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(new_uuid().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Kafka(Component):
     name = "kafka"
     ready_timeout_s = 90.0
@@ -187,7 +199,7 @@ class Kafka(Component):
             )
         )
         if not (logs / "meta.properties").is_file():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = kafka_cluster_id()
             say(f"kafka: formatting KRaft storage in {logs} (first start)")
             argv = self.java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties_file))
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)
