@@ -32,7 +32,7 @@ def by(rows: list[Any], *keys: str) -> dict[Any, dict[str, Any]]:
     return out
 
 
-def test_unique_partials_deduplicate_the_groups_with_duplicates_only(spark: SparkSession) -> None:
+def test_only_the_groups_with_duplicates_are_deduplicated(spark: SparkSession) -> None:
     t = epoch_ms(DAY, 3)
     recs = [record(started_at_ms=t + i * 60_000, result_id=f"a{i}", duration_ms=10.0 + i) for i in range(5)]
     recs += [record(started_at_ms=t + i * 60_000, pop="nyc1", result_id=f"b{i}", duration_ms=20.0) for i in range(4)]
@@ -44,7 +44,8 @@ def test_unique_partials_deduplicate_the_groups_with_duplicates_only(spark: Spar
     doubtful = transforms.doubtful_groups(checked)
     assert [(r["pop"], r["hour"]) for r in doubtful.collect()] == [("fra1", 3)]
 
-    parts = transforms.unique_partials(normalized, checked, doubtful, [], 2)
+    redone = transforms.redo_partials(normalized, doubtful, [], 2)
+    parts = transforms.unique_groups(checked).unionByName(redone)
     rows = by(transforms.rollup(parts, transforms.ROLLUPS["series_hourly"]).collect(), "pop", "hour")
     assert {k: r["runs"] for k, r in rows.items()} == {("fra1", 3): 5, ("nyc1", 3): 4, ("fra1", 5): 1}
     assert rows[("fra1", 3)]["latency_avg_ms"] == 12.0  # 10..14 once each
@@ -54,8 +55,8 @@ def test_unique_partials_deduplicate_the_groups_with_duplicates_only(spark: Spar
     assert sorted(transforms.rollup(parts.where("hour = 3"), transforms.ROLLUPS["series_daily"]).collect()) == sorted(
         transforms.rollup(everything, transforms.ROLLUPS["series_daily"]).collect()
     )
-    # no doubtful group: the unique groups as they are (the caller found none)
-    untouched = transforms.unique_partials(normalized, checked, None, [], 2)
+    # the groups without duplicates as they are
+    untouched = transforms.unique_groups(checked)
     assert sorted((r["pop"], r["hour"]) for r in untouched.collect()) == [("fra1", 5), ("nyc1", 3)]
 
 

@@ -256,7 +256,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
     windows = options.slo.maintenance
     # The one aggregation over the records (per date, hour and series) that every table is computed from
     # (transforms.partials); only it is kept, never the records (caching them cost more than the rest of
-    # the job). Duplicates are removed in the groups that have any (transforms.unique_partials).
+    # the job). Duplicates are removed in the groups that have any (transforms.unique_groups).
     with _step("aggregating the records per hour and series"):
         valid = staged.where(F.col("_in_range") & F.col("valid")).drop("_in_range", "valid")
         checked = transforms.partials(valid, windows, flag_duplicates=True, source_column=lake.SOURCE_FILE_COLUMN)
@@ -264,7 +264,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
         doubtful = transforms.doubtful_groups(checked)
         if doubtful.isEmpty():
             log.info("no duplicate result_id in the range")
-            parts = transforms.unique_partials(staged, checked, None, windows, partitions)  # reads the cache
+            parts = transforms.unique_groups(checked)  # all of them, read from the cache
             cached = [checked]
         else:
             doubtful = doubtful.persist(StorageLevel.MEMORY_AND_DISK)
@@ -280,7 +280,7 @@ def run(spark: SparkSession, options: JobOptions) -> JobSummary:
             fixed = transforms.redo_partials(records, doubtful, windows, partitions)
             fixed = fixed.persist(StorageLevel.MEMORY_AND_DISK)
             fixed.count()
-            parts = transforms.unique_partials(staged, checked, None, windows, partitions).unionByName(fixed)
+            parts = transforms.unique_groups(checked).unionByName(fixed)
             cached = [checked, doubtful, fixed]
 
     tables: dict[str, DataFrame] = {}

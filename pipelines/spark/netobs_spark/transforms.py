@@ -147,17 +147,19 @@ def partials(
     ``flag_duplicates`` adds ``_unique``: false where two of the group's records may share a result_id
     (equal 64-bit hashes: every real duplicate, and very rarely two different ids), and with
     ``source_column`` (the records' file) ``_files``, the files of the group's records, so that only
-    those are read again to deduplicate it. See ``unique_partials``.
+    those are read again to deduplicate it. See ``unique_groups``.
     """
     maintenance = maintenance_condition(windows)
     slo_values = (
         [F.sort_array(F.collect_list(F.when(~maintenance, F.col("latency_ms")))).alias(_SLO_VALUES)] if windows else []
     )
     traceroute = F.struct("started_at_ms", "path_hash", "ecmp_paths")
-    ids = F.collect_list(F.xxhash64("result_id"))
-    flags = [(F.size(F.array_distinct(ids)) == F.count(F.lit(1))).alias("_unique")] if flag_duplicates else []
-    if flag_duplicates and source_column is not None:
-        flags.append(F.collect_set(source_column).alias("_files"))
+    flags: list[Column] = []
+    if flag_duplicates:
+        ids = F.collect_list(F.xxhash64("result_id"))
+        flags.append((F.size(F.array_distinct(ids)) == F.count(F.lit(1))).alias("_unique"))
+        if source_column is not None:
+            flags.append(F.collect_set(source_column).alias("_files"))
     return clean.groupBy(*BASE_KEYS).agg(
         F.count(F.lit(1)).alias("runs"),
         F.sum(F.col("success").cast("long")).alias("successes"),
@@ -188,34 +190,24 @@ def files_of(checked: DataFrame) -> DataFrame:
     return checked.where(~F.col("_unique")).select(F.explode("_files").alias("_file")).distinct()
 
 
-def unique_partials(
-    normalized: DataFrame,
-    checked: DataFrame,
-    doubtful: DataFrame | None,
-    windows: Sequence[MaintenanceWindow],
-    partitions: int,
-) -> DataFrame:
-    """``partials`` of the deduplicated records, deduplicating only the groups that need it.
+def unique_groups(checked: DataFrame) -> DataFrame:
+    """The ``partials`` rows of ``checked`` that hold no duplicate, exact as they are.
 
-    ``checked`` is ``partials(valid records, windows, flag_duplicates=True)``, ``doubtful`` its
-    ``doubtful_groups`` (None when the caller found none). A duplicate is a copy of a record
-    (at-least-once delivery, a replay): the same result_id, started_at_ms and series, so the copies fall
-    in one (date, hour, series) group: the groups without two equal id hashes are exact as they are, and
-    only the records of the others are deduplicated (``deduplicate``) and aggregated again. (Different
-    records that share an id, in different groups, are all kept, as ``deduplicate`` keeps them when
-    their POP or error differs.) Deduplicating every record instead (a shuffle of all of
-    them) took 4/5 of the job's time with no duplicate at all.
+    ``checked`` is ``partials(valid records, windows, flag_duplicates=True)``. A duplicate is a copy of a
+    record (at-least-once delivery, a replay): the same result_id, started_at_ms and series, so the copies
+    fall in one (date, hour, series) group. The groups without two equal id hashes are kept as they are;
+    the others (``doubtful_groups``) are aggregated again from their deduplicated records
+    (``redo_partials``). Deduplicating every record instead (a shuffle of all of them) took 4/5 of the
+    job's time with no duplicate at all. (Different records that share an id, in different groups, are
+    all kept, as ``deduplicate`` keeps them when their POP or error differs.)
     """
-    unique = checked.where(F.col("_unique")).drop("_unique", "_files")
-    if doubtful is None:
-        return unique
-    return unique.unionByName(redo_partials(normalized, doubtful, windows, partitions))
+    return checked.where(F.col("_unique")).drop("_unique", "_files")
 
 
 def redo_partials(
     normalized: DataFrame, doubtful: DataFrame, windows: Sequence[MaintenanceWindow], partitions: int
 ) -> DataFrame:
-    """``partials`` of the deduplicated records of the ``doubtful`` groups (see ``unique_partials``)."""
+    """``partials`` of the deduplicated records of the ``doubtful`` groups (see ``unique_groups``)."""
     # both sides come from the same records: aliases keep the join condition from being trivially true
     same_group = [F.col(f"_r.{k}").eqNullSafe(F.col(f"_d.{k}")) for k in BASE_KEYS]
     records = normalized.alias("_r").join(doubtful.alias("_d"), same_group, "left_semi")
