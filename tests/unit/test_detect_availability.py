@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
-from netobs_flink.detect.availability import AvailabilityConfig, Change, Correlator, SeriesAvailability
+from netobs_flink.detect.availability import AvailabilityConfig, Change, Correlator, CorrelatorState, SeriesAvailability
 
 T0 = 1_700_000_000_000
 CFG = AvailabilityConfig()
+
+
+def _kind(change: Change) -> str:
+    return "suspect" if change.suspect else "down" if change.down else "up"
 
 
 @pytest.mark.parametrize(
     ("results", "changes"),
     [
         ([True] * 5, []),
-        ([True, False, True, False, True], []),  # single failures do not flip it
-        ([True, False, False, False, True, True], [(2, True), (5, False)]),
+        # single failures never make it down; it stays suspect until 2 successes in a row (no flapping)
+        ([True, False, True, False, True], [(1, "suspect")]),
+        ([True, False, True, True, True], [(1, "suspect"), (3, "up")]),
+        ([True, False, False, False, True, True], [(1, "suspect"), (2, "down"), (5, "up")]),
+        ([True, False, False, True, False, True, True], [(1, "suspect"), (2, "down"), (6, "up")]),
+        ([False, True, True, False, False], [(0, "suspect"), (2, "up"), (3, "suspect"), (4, "down")]),
     ],
 )
-def test_series_up_down(results: list[bool], changes: list[tuple[int, bool]]) -> None:
+def test_series_up_down(results: list[bool], changes: list[tuple[int, str]]) -> None:
     series = SeriesAvailability("fra", "web", "t")
     got = []
     for i, ok in enumerate(results):
         change = series.observe(T0 + i * 1000, ok, CFG)
         if change is not None:
-            got.append((i, change.down))
+            got.append((i, _kind(change)))
     assert got == changes
+
+
+def test_series_with_down_after_one_is_never_suspect() -> None:
+    series = SeriesAvailability("fra", "web", "t")
+    config = AvailabilityConfig(down_after=1)
+    changes = [series.observe(T0 + i * 1000, ok, config) for i, ok in enumerate([True, False, True, True])]
+    assert [(i, _kind(c)) for i, c in enumerate(changes) if c is not None] == [(1, "down"), (3, "up")]
 
 
 POPS = ["fra", "sin", "iad", "gru"]
@@ -41,6 +58,11 @@ def correlator_with_members() -> Correlator:
 
 def down(pop: str, target: str, at_s: int = 10, up: bool = False) -> Change:
     return Change(pop, "web", target, not up, T0 + at_s * 1000, "timeout", "trace-" + pop)
+
+
+def suspect(pop: str, target: str, at_s: int = 5) -> Change:
+    """The first failed result of a series (not yet ``down_after`` failures)."""
+    return Change(pop, "web", target, True, T0 + at_s * 1000, "timeout", "trace-" + pop, suspect=True)
 
 
 @pytest.mark.parametrize(
@@ -75,6 +97,42 @@ def down(pop: str, target: str, at_s: int = 10, up: bool = False) -> Change:
         (
             "outage shrinks to one POP: back to local",
             [down("fra", "a.test"), down("sin", "a.test"), down("sin", "a.test", 20, up=True)],
+            {("NetobsLocalFailure", "fra", "a.test")},
+        ),
+        ("one failure from one POP never pages", [suspect("fra", "a.test")], set()),
+        (
+            "single failures from every POP, none confirmed: nothing",
+            [suspect(p, "a.test") for p in POPS],
+            set(),
+        ),
+        (
+            "one POP down + one suspect of 4: outage",
+            [suspect("sin", "a.test", 7), down("fra", "a.test")],
+            {("NetobsTargetOutage", "", "a.test")},
+        ),
+        (
+            "the suspect may come after the confirmed POP",
+            [down("fra", "a.test"), suspect("sin", "a.test", 11)],
+            {("NetobsTargetOutage", "", "a.test")},
+        ),
+        (
+            "a POP suspect then down counts once",
+            [suspect("fra", "a.test", 5), down("fra", "a.test")],
+            {("NetobsLocalFailure", "fra", "a.test")},
+        ),
+        (
+            "the suspect recovers: back to local",
+            [suspect("sin", "a.test", 7), down("fra", "a.test"), down("sin", "a.test", 20, up=True)],
+            {("NetobsLocalFailure", "fra", "a.test")},
+        ),
+        (
+            "a suspect on another target corroborates nothing",
+            [suspect("sin", "b.test", 7), down("fra", "a.test")],
+            {("NetobsLocalFailure", "fra", "a.test")},
+        ),
+        (
+            "suspects do not make a POP issue",
+            [down("fra", "a.test"), suspect("fra", "b.test"), suspect("fra", "c.test")],
             {("NetobsLocalFailure", "fra", "a.test")},
         ),
     ],
@@ -131,3 +189,53 @@ def test_single_pop_target_is_never_an_outage() -> None:
     corr = Correlator()
     corr.seen("fra", "web", "only.test", T0)
     assert [e.alertname for e in corr.apply(down("fra", "only.test"))] == ["NetobsLocalFailure"]
+
+
+@pytest.mark.parametrize(
+    ("suspects", "outage"),
+    [(1, False), (2, True)],  # 6 POPs: an outage needs 3 failing, one of them confirmed
+)
+def test_suspects_count_towards_the_ratio(suspects: int, outage: bool) -> None:
+    pops = ["p1", "p2", "p3", "p4", "p5", "p6"]
+    corr = Correlator()
+    for pop in pops:
+        corr.seen(pop, "web", "a.test", T0)
+    for pop in pops[1 : 1 + suspects]:
+        corr.apply(suspect(pop, "a.test", 6))
+    events = corr.apply(down("p1", "a.test"))
+    assert [e.alertname for e in events] == ["NetobsTargetOutage" if outage else "NetobsLocalFailure"]
+
+
+def test_outage_from_corroboration_starts_at_the_first_failure() -> None:
+    corr = correlator_with_members()
+    assert corr.apply(suspect("fra", "a.test", 5)) == []
+    assert corr.apply(suspect("sin", "a.test", 7)) == []
+    events = corr.apply(down("fra", "a.test", 10))
+    assert [(e.alertname, e.status) for e in events] == [("NetobsTargetOutage", "firing")]
+    outage = events[0]
+    assert outage.at_ms == T0 + 10_000  # fires when the first POP is confirmed, one interval in
+    assert outage.started_at_ms == T0 + 5_000  # the first failed result
+    assert outage.annotations["pops_failing"] == "fra,sin"
+    assert outage.annotations["pops_confirmed"] == "fra"
+    assert corr.apply(down("sin", "a.test", 12)) == [], "sin confirmed: the same outage, no new event"
+
+
+def test_a_suspect_that_stopped_reporting_expires() -> None:
+    corr = correlator_with_members()
+    corr.apply(suspect("sin", "a.test", 5))
+    late_s = 10 + int(CFG.member_ttl_s)
+    for pop in ["fra", "iad", "gru"]:
+        corr.seen(pop, "web", "a.test", T0 + late_s * 1000)
+    events = corr.apply(down("fra", "a.test", late_s))
+    assert [e.alertname for e in events] == ["NetobsLocalFailure"]
+    assert corr.state.suspect == {}
+
+
+def test_correlator_state_of_an_older_job_restores() -> None:
+    old = CorrelatorState()
+    data = dict(old.__dict__)
+    del data["suspect"]  # pickled before suspects existed
+    restored = CorrelatorState.__new__(CorrelatorState)
+    restored.__setstate__(data)
+    assert restored.suspect == {}
+    assert pickle.loads(pickle.dumps(old)) == old

@@ -70,18 +70,25 @@ def test_latency_shift_fires_on_total_and_the_phase_that_moved() -> None:
     ("failing", "changes"),
     [
         ([], []),
-        ([50], []),  # one failed window is not down
-        ([50, 51, 52], [(51, True), (54, False)]),  # down after 2, up after 2 good windows
+        ([50], [(50, "suspect"), (52, "up")]),  # one failed window is not down, only suspect
+        ([50, 51, 52], [(50, "suspect"), (51, "down"), (54, "up")]),  # down after 2, up after 2 good windows
     ],
 )
-def test_availability_changes(failing: list[int], changes: list[tuple[int, bool]]) -> None:
+def test_availability_changes(failing: list[int], changes: list[tuple[int, str]]) -> None:
     windows = [
         window(i, failures=1, last_success=False, total_ms=None, error_type="timeout") if i in failing else window(i)
         for i in range(60)
     ]
     _, outputs = run(windows)
-    got = [(i, o.down) for i, o in outputs if isinstance(o, Change)]
+    got = [(i, "suspect" if o.suspect else "down" if o.down else "up") for i, o in outputs if isinstance(o, Change)]
     assert got == changes
+
+
+def test_a_window_of_failures_is_suspect_then_down() -> None:
+    """Several failed results in one window: both changes, suspect first (the correlator needs the order)."""
+    failed = window(5, count=3, failures=3, last_success=False, total_ms=None)
+    _, outputs = run([*(window(i) for i in range(5)), failed])
+    assert [(o.down, o.suspect) for _, o in outputs if isinstance(o, Change)] == [(True, True), (True, False)]
 
 
 def test_heartbeats_tell_the_correlator_which_pops_report() -> None:

@@ -1,13 +1,19 @@
 """Availability: per-series up/down, then cross-POP correlation into one of three diagnoses.
 
 Per series (agent/POP, check, target), :class:`SeriesAvailability` turns results into up/down changes:
-down after ``down_after`` consecutive failures, up after ``up_after`` consecutive successes.
+down after ``down_after`` consecutive failures, up after ``up_after`` consecutive successes. Between its
+first failure and ``down_after`` the series is *suspect* (a change with ``suspect=True``); a success clears
+it (an up change). A suspect series never alerts by itself: it only corroborates another POP's outage.
 
 :class:`Correlator` sees every change (the job runs it on one key: changes are rare) and keeps, per
 target, which POPs report it and which of them see it down. After each change it re-derives the set of
 alerts that should fire and emits the difference:
 - **target outage** (critical): at least ``max(min_pops, ceil(outage_ratio * n))`` of the n POPs that
-  reported the target within ``member_ttl_s`` see it down; labels check, target;
+  reported the target within ``member_ttl_s`` see it failing, at least one of them *down* (confirmed by
+  ``down_after`` failures) and the others down or *suspect* (their latest result failed). So the outage
+  fires one interval after the first failure (when the first POP is confirmed down and the others have
+  failed once), not after every POP's own ``down_after`` failures; one failure from one POP, or single
+  failures from many POPs, never page; labels check, target;
 - **POP or network issue** (critical): one POP sees at least ``max(min_targets, ceil(pop_ratio * m))`` of
   its m targets down; labels pop;
 - **local failure** (warning): a POP sees a target down that neither of the above explains; labels pop,
@@ -50,18 +56,23 @@ class Change:
     at_ms: int
     error_type: str | None = None
     trace_id: str | None = None
+    suspect: bool = False  # with down=True: failing, not yet confirmed (fewer than down_after failures)
 
 
 @dataclass
 class SeriesAvailability:
-    """Consecutive-result state for one series; ``observe`` returns a :class:`Change` when it flips."""
+    """Consecutive-result state for one series; ``observe`` returns a :class:`Change` when it flips, when
+    an up series fails for the first time (suspect), and when a suspect series has had ``up_after``
+    consecutive successes (up). A series that fails now and then stays suspect (one change, no flapping)."""
 
     pop: str
     check: str
     target: str
     down: bool = False
-    streak: int = 0
+    streak: int = 0  # consecutive results against the current state (failures while up, successes while down)
     last_ms: int = 0
+    suspect: bool = False  # up, with a failure not yet followed by ``up_after`` consecutive successes
+    ok_streak: int = 0  # consecutive successes while suspect
 
     def observe(
         self,
@@ -76,12 +87,25 @@ class SeriesAvailability:
         self.last_ms = at_ms
         if success != self.down:  # agrees with the current state
             self.streak = 0
-            return None
+            if not self.suspect:
+                return None
+            self.ok_streak += 1
+            if self.ok_streak < config.up_after:
+                return None
+            self.suspect, self.ok_streak = False, 0
+            return Change(self.pop, self.check, self.target, False, at_ms)
         self.streak += 1
         if self.streak < (config.up_after if self.down else config.down_after):
-            return None
+            if self.down:
+                return None
+            self.ok_streak = 0
+            if self.suspect:
+                return None
+            self.suspect = True
+            return Change(self.pop, self.check, self.target, True, at_ms, error_type, trace_id, suspect=True)
         self.down = not self.down
         self.streak = 0
+        self.suspect, self.ok_streak = False, 0
         return Change(self.pop, self.check, self.target, self.down, at_ms, error_type, trace_id)
 
     def heartbeat(self) -> tuple[str, str, str, int]:
@@ -99,8 +123,13 @@ class _Down:
 class CorrelatorState:
     seen: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (check, target) -> pop -> last ms
     down: dict[tuple[str, str, str], _Down] = field(default_factory=dict)  # (pop, check, target) -> since
+    suspect: dict[tuple[str, str, str], _Down] = field(default_factory=dict)  # failing, not yet down
     active: dict[tuple[str, ...], AlertEvent] = field(default_factory=dict)  # alert key -> its firing event
     ended: dict[tuple[str, ...], int] = field(default_factory=dict)  # alert key -> when it last resolved
+
+    def __setstate__(self, data: dict[str, object]) -> None:
+        # State pickled before ``suspect`` existed (checkpoints of an older job) restores with none.
+        self.__dict__.update({"suspect": {}, **data})
 
 
 class Correlator:
@@ -117,10 +146,16 @@ class Correlator:
         """Apply one up/down change; returns the alert transitions it causes (resolutions first)."""
         self.seen(change.pop, change.check, change.target, change.at_ms)
         key = (change.pop, change.check, change.target)
-        if change.down:
-            self.state.down.setdefault(key, _Down(change.at_ms, change.error_type, change.trace_id))
+        if change.down and change.suspect:
+            if key not in self.state.down:
+                self.state.suspect.setdefault(key, _Down(change.at_ms, change.error_type, change.trace_id))
+        elif change.down:
+            # Confirmed: the failure started with the first failed result (when it was suspect).
+            first = self.state.suspect.pop(key, None) or _Down(change.at_ms, change.error_type, change.trace_id)
+            self.state.down.setdefault(key, first)
         else:
             self.state.down.pop(key, None)
+            self.state.suspect.pop(key, None)
         return self._reconcile(change.at_ms)
 
     # -- derivation --------------------------------------------------------------------------------
@@ -129,10 +164,17 @@ class Correlator:
         pops = self.state.seen.get((check, target), {})
         members = {p for p, ms in pops.items() if now_ms - ms <= ttl_ms}
         members |= {p for (p, c, t) in self.state.down if (c, t) == (check, target)}
+        members |= {p for (p, c, t) in self.state.suspect if (c, t) == (check, target)}
         return members
 
+    def _live_suspect(self, key: tuple[str, str, str], now_ms: int) -> bool:
+        """A suspect series counts while it failed, or reported (heartbeat), within ``member_ttl_s``."""
+        pop, check, target = key
+        last_ms = max(self.state.suspect[key].since_ms, self.state.seen.get((check, target), {}).get(pop, 0))
+        return now_ms - last_ms <= self.config.member_ttl_s * 1000
+
     def _wanted(self, now_ms: int) -> dict[tuple[str, ...], AlertEvent]:
-        c, down = self.config, self.state.down
+        c, down, suspect = self.config, self.state.down, self.state.suspect
         wanted: dict[tuple[str, ...], AlertEvent] = {}
         by_target: dict[tuple[str, str], list[str]] = {}
         by_pop: dict[str, list[tuple[str, str]]] = {}
@@ -140,23 +182,32 @@ class Correlator:
             by_target.setdefault((check, target), []).append(pop)
             by_pop.setdefault(pop, []).append((check, target))
 
+        suspect_by_target: dict[tuple[str, str], list[str]] = {}
+        for pop, check, target in suspect:
+            if not self._live_suspect((pop, check, target), now_ms):
+                continue  # a series that stopped reporting while suspect corroborates nothing
+            suspect_by_target.setdefault((check, target), []).append(pop)
+
         outages: set[tuple[str, str]] = set()
-        for (check, target), pops in by_target.items():
+        for (check, target), pops in by_target.items():  # at least one POP confirmed down
             n = len(self._members(check, target, now_ms))
             need = max(c.min_pops, math.ceil(c.outage_ratio * n))
-            if n >= c.min_pops and len(pops) >= need:
+            failing = {p: down[(p, check, target)] for p in pops}
+            failing.update({p: suspect[(p, check, target)] for p in suspect_by_target.get((check, target), [])})
+            if n >= c.min_pops and len(failing) >= need:
                 outages.add((check, target))
-                since = min(down[(p, check, target)].since_ms for p in pops)
+                since = min(d.since_ms for d in failing.values())
                 wanted[("target_outage", check, target)] = self._fire(
                     "target_outage",
                     "critical",
                     since,
                     {"check": check, "target": target},
                     {
-                        "summary": f"{target} ({check}) is down from {len(pops)} of {n} POPs",
-                        "pops_failing": ",".join(sorted(pops)),
+                        "summary": f"{target} ({check}) is down from {len(failing)} of {n} POPs",
+                        "pops_failing": ",".join(sorted(failing)),
+                        "pops_confirmed": ",".join(sorted(pops)),
                         "pops_total": str(n),
-                        **self._details([down[(p, check, target)] for p in pops]),
+                        **self._details(failing.values()),
                     },
                 )
         pop_issues: set[str] = set()
@@ -234,4 +285,5 @@ class Correlator:
                 events.append(fired)
         ttl_ms = self.config.member_ttl_s * 1000
         self.state.ended = {k: ms for k, ms in self.state.ended.items() if now_ms - ms <= ttl_ms}
+        self.state.suspect = {k: d for k, d in self.state.suspect.items() if self._live_suspect(k, now_ms)}
         return events
