@@ -77,12 +77,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), in seconds."""
+def proc_cpu_s(pid: int) -> tuple[float, float]:
+    """(utime, stime) of process ``pid`` (all its threads), in seconds."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) * tick_s, int(fields[12]) * tick_s
 
 
 def icmp_targets(n: int) -> list[str]:
@@ -207,7 +207,7 @@ def _wait_port(host: str, port: int, timeout_s: float = 10.0) -> None:
 # -- phase 1: the agent, in a child process --------------------------------------------------------------
 
 AGENT_CHILD = r"""
-import asyncio, json, sys, time
+import asyncio, json, os, sys, time
 spec = json.loads(sys.argv[1])
 sys.path.insert(0, spec["agent_path"])
 from netobs.agent import Agent
@@ -256,15 +256,15 @@ async def main():
     await asyncio.sleep(spec["warmup_s"])
     print("measuring", flush=True)
     telemetry.measuring = True
-    cpu0, t0, threads0 = time.process_time(), time.monotonic(), thread_cpu_s()
+    cpu0, t0, threads0, sys0 = time.process_time(), time.monotonic(), thread_cpu_s(), os.times().system
     await asyncio.sleep(spec["duration_s"])
     telemetry.measuring = False
-    cpu1, t1, threads1 = time.process_time(), time.monotonic(), thread_cpu_s()
+    cpu1, t1, threads1, sys1 = time.process_time(), time.monotonic(), thread_cpu_s(), os.times().system
     await agent.scheduler.stop(cancel_running=True)
     telemetry.flush()
     telemetry.shutdown()
     print(json.dumps({
-        "cpu_s": cpu1 - cpu0, "wall_s": t1 - t0, "done": telemetry.done, "ok": telemetry.ok,
+        "cpu_s": cpu1 - cpu0, "sys_s": sys1 - sys0, "wall_s": t1 - t0, "done": telemetry.done, "ok": telemetry.ok,
         "lateness_s": telemetry.lateness_s, "sample_rtts_ms": telemetry.sample,
         "errors": sorted(telemetry.errors.items(), key=lambda kv: -kv[1])[:5],
         "thread_cpu_s": {k: v - threads0.get(k, 0.0) for k, v in threads1.items()},
@@ -452,15 +452,16 @@ async def drive_blackbox(
         loop.call_at(slot, fire, t, slot)
     await asyncio.sleep(args.warmup_s)
     measuring = True
-    cpu0, t0 = proc_cpu_s(pid), time.monotonic()
+    (user0, sys0), t0 = proc_cpu_s(pid), time.monotonic()
     await asyncio.sleep(args.duration_s)
     measuring = False
-    cpu1, t1 = proc_cpu_s(pid), time.monotonic()
+    (user1, sys1), t1 = proc_cpu_s(pid), time.monotonic()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return {
-        "cpu_s": cpu1 - cpu0,
+        "cpu_s": user1 - user0 + sys1 - sys0,
+        "sys_s": sys1 - sys0,
         "wall_s": t1 - t0,
         "done": stats.done,
         "ok": stats.ok,
@@ -504,6 +505,7 @@ def summarise(kind: str, agent: dict[str, Any] | None, blackbox: dict[str, Any] 
             "agent_success_ratio": agent["ok"] / done,
             "agent_cpu_us_per_probe": agent["cpu_s"] / done * 1e6,
             "agent_cpu_share": agent["cpu_s"] / agent["wall_s"],
+            "agent_kernel_us_per_probe": agent["sys_s"] / done * 1e6,
             "lateness_p50_ms": percentile(lateness_ms, 0.5),
             "lateness_p99_ms": percentile(lateness_ms, 0.99),
             "lateness_max_ms": max(lateness_ms, default=float("nan")),
@@ -530,6 +532,7 @@ def summarise(kind: str, agent: dict[str, Any] | None, blackbox: dict[str, Any] 
             "blackbox_probes_per_s": blackbox["done"] / blackbox["wall_s"],
             "blackbox_success_ratio": blackbox["ok"] / done,
             "blackbox_cpu_us_per_probe": blackbox["cpu_s"] / done * 1e6,
+            "blackbox_kernel_us_per_probe": blackbox["sys_s"] / done * 1e6,
             "blackbox_errors": blackbox["errors"],
         }
         if agent is not None and row["agent_cpu_us_per_probe"] > 0:
@@ -543,7 +546,8 @@ def print_row(row: dict[str, Any]) -> None:
     if "agent_probes_per_s" in row:
         print(
             f"agent:    {row['agent_probes_per_s']:8.1f} probes/s  success {row['agent_success_ratio']:.3f}  "
-            f"CPU {row['agent_cpu_us_per_probe']:7.1f} us/probe ({row['agent_cpu_share'] * 100:.1f}% of a core)  "
+            f"CPU {row['agent_cpu_us_per_probe']:7.1f} us/probe (kernel {row['agent_kernel_us_per_probe']:.0f}; "
+            f"{row['agent_cpu_share'] * 100:.1f}% of a core)  "
             f"lateness p50 {row['lateness_p50_ms']:.2f} ms  p99 {row['lateness_p99_ms']:.2f} ms  "
             f"max {row['lateness_max_ms']:.1f} ms  [{row['event_loop']}]"
         )
@@ -561,7 +565,8 @@ def print_row(row: dict[str, Any]) -> None:
     if "blackbox_probes_per_s" in row:
         print(
             f"blackbox: {row['blackbox_probes_per_s']:8.1f} probes/s  success {row['blackbox_success_ratio']:.3f}  "
-            f"CPU {row['blackbox_cpu_us_per_probe']:7.1f} us/probe  driver errors {row['blackbox_errors']}"
+            f"CPU {row['blackbox_cpu_us_per_probe']:7.1f} us/probe (kernel {row['blackbox_kernel_us_per_probe']:.0f})  "
+            f"driver errors {row['blackbox_errors']}"
         )
     if "cpu_ratio_blackbox_over_agent" in row:
         print(f"blackbox/agent CPU per probe: {row['cpu_ratio_blackbox_over_agent']:.1f}x (goal >= {GOAL_RATIO:g}x)")

@@ -11,8 +11,17 @@ instrument, under the agent's resource and instrumentation scope. Every reader (
 Prometheus, in-memory) then exports exactly what an SDK histogram with the same name, unit, description,
 bucket bounds and attributes would have produced with cumulative temporality.
 
-``record`` runs on the event loop; collection runs on the reader's thread and copies each series under
-the histogram's lock, so an export never shows a count that disagrees with its buckets.
+``SummedCounter`` does the same for monotonic counters (an integer sum per series).
+
+Over OTLP, the SDK's metric encoder (an SDK data point object per series, then generic attribute and
+value encoders) cost ~25 µs per data point on the exporter's thread, ~12 µs per ICMP probe at 2,000
+series; ``DirectMetricEncoder`` builds the ``ExportMetricsServiceRequest`` of the summed instruments itself
+from a prototype data point per series (attributes, start time and bounds encoded once): ~3 µs per point.
+What the collector receives is field for field what ``encode_metrics`` makes of the merged metrics
+(``tests/unit/test_fastmetrics.py`` compares them).
+
+``record``/``add`` run on the event loop; collection runs on the reader's thread and copies each series
+under the instrument's lock, so an export never shows a count that disagrees with its buckets.
 """
 
 from __future__ import annotations
@@ -24,6 +33,14 @@ from bisect import bisect_left
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.exporter.otlp.proto.common._internal import (
+    _encode_attributes,
+    _encode_instrumentation_scope,
+    _encode_resource,
+)
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.sdk.metrics import Histogram as HistogramInstrument
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
@@ -32,15 +49,17 @@ from opentelemetry.sdk.metrics.export import (
     Metric,
     MetricReader,
     MetricsData,
+    NumberDataPoint,
     ResourceMetrics,
     ScopeMetrics,
+    Sum,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 
 class _Series:
-    __slots__ = ("attributes", "count", "counts", "max", "min", "start_ns", "sum")
+    __slots__ = ("attributes", "count", "counts", "max", "min", "proto", "start_ns", "sum")
 
     def __init__(self, attributes: Mapping[str, Any], buckets: int) -> None:
         self.attributes = attributes
@@ -50,6 +69,17 @@ class _Series:
         self.min = math.inf
         self.max = -math.inf
         self.start_ns = time.time_ns()
+        self.proto: metrics_pb2.HistogramDataPoint | None = None  # built by DirectMetricEncoder
+
+
+class _CounterSeries:
+    __slots__ = ("attributes", "proto", "start_ns", "value")
+
+    def __init__(self, attributes: Mapping[str, Any], value: int) -> None:
+        self.attributes = attributes
+        self.value = value
+        self.start_ns = time.time_ns()
+        self.proto: metrics_pb2.NumberDataPoint | None = None
 
 
 class SummedHistogram:
@@ -82,18 +112,18 @@ class SummedHistogram:
             series.min = min(series.min, value)
             series.max = max(series.max, value)
 
-    def collect(self, now_ns: int) -> Metric | None:
-        """The instrument's cumulative metric as of ``now_ns``; None when nothing was recorded."""
+    def _snapshot(self) -> list[tuple[_Series, int, float, tuple[int, ...], float, float]]:
         # Copy the numbers under the lock and build the data points outside it: recording (on the event
         # loop) waits for this lock, so it is held for as short a time as possible.
         with self._lock:
-            snapshot = [
-                (s.attributes, s.start_ns, s.count, s.sum, tuple(s.counts), s.min, s.max) for s in self._series.values()
-            ]
+            return [(s, s.count, s.sum, tuple(s.counts), s.min, s.max) for s in self._series.values()]
+
+    def collect(self, now_ns: int) -> Metric | None:
+        """The instrument's cumulative metric as of ``now_ns``; None when nothing was recorded."""
         points = [
             HistogramDataPoint(
-                attributes=attributes,
-                start_time_unix_nano=start_ns,
+                attributes=series.attributes,
+                start_time_unix_nano=series.start_ns,
                 time_unix_nano=now_ns,
                 count=count,
                 sum=total,
@@ -102,7 +132,7 @@ class SummedHistogram:
                 min=low,
                 max=high,
             )
-            for attributes, start_ns, count, total, counts, low, high in snapshot
+            for series, count, total, counts, low, high in self._snapshot()
         ]
         if not points:
             return None
@@ -112,6 +142,155 @@ class SummedHistogram:
             unit=self.unit,
             data=Histogram(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE),
         )
+
+    def encode_points(self, now_ns: int) -> list[metrics_pb2.HistogramDataPoint]:
+        """The data points as of ``now_ns`` as protobuf messages (see ``DirectMetricEncoder``)."""
+        out = []
+        for series, count, total, counts, low, high in self._snapshot():
+            proto = series.proto
+            if proto is None:
+                proto = series.proto = metrics_pb2.HistogramDataPoint(
+                    attributes=_encode_attributes(series.attributes),
+                    start_time_unix_nano=series.start_ns,
+                    explicit_bounds=self.bounds,
+                )
+            point = metrics_pb2.HistogramDataPoint()
+            point.CopyFrom(proto)
+            point.time_unix_nano = now_ns
+            point.count = count
+            point.sum = total
+            point.bucket_counts.extend(counts)
+            point.min = low
+            point.max = high
+            out.append(point)
+        return out
+
+    def fill_metric(self, metric: metrics_pb2.Metric, points: list[metrics_pb2.HistogramDataPoint]) -> None:
+        metric.histogram.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+        metric.histogram.data_points.extend(points)
+
+
+class SummedCounter:
+    """A monotonic counter summed in this process: an integer sum per series (cumulative)."""
+
+    def __init__(self, name: str, unit: str, description: str) -> None:
+        self.name = name
+        self.unit = unit
+        self.description = description
+        self._series: dict[Hashable, _CounterSeries] = {}
+
+    def add(self, amount: int, key: Hashable, attributes: Callable[[], Mapping[str, Any]]) -> None:
+        """Add ``amount`` (>= 0; negative amounts are dropped, as the SDK's counter does) to the series
+        ``key``; ``attributes`` builds its attributes, called only the first time the series is seen."""
+        if amount < 0:
+            return
+        series = self._series.get(key)
+        if series is None:
+            self._series[key] = _CounterSeries(dict(attributes()), amount)
+        else:
+            series.value += amount  # one writer (the event loop); readers copy the int
+
+    def _snapshot(self) -> list[tuple[_CounterSeries, int]]:
+        return [(s, s.value) for s in list(self._series.values())]
+
+    def observe(self, options: CallbackOptions) -> list[Observation]:
+        """The sums as observations (for an SDK observable counter, when merging is not possible)."""
+        return [Observation(value, series.attributes) for series, value in self._snapshot()]
+
+    def collect(self, now_ns: int) -> Metric | None:
+        points = [
+            NumberDataPoint(
+                attributes=series.attributes, start_time_unix_nano=series.start_ns, time_unix_nano=now_ns, value=value
+            )
+            for series, value in self._snapshot()
+        ]
+        if not points:
+            return None
+        return Metric(
+            name=self.name,
+            description=self.description,
+            unit=self.unit,
+            data=Sum(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=True),
+        )
+
+    def encode_points(self, now_ns: int) -> list[metrics_pb2.NumberDataPoint]:
+        out = []
+        for series, value in self._snapshot():
+            proto = series.proto
+            if proto is None:
+                proto = series.proto = metrics_pb2.NumberDataPoint(
+                    attributes=_encode_attributes(series.attributes), start_time_unix_nano=series.start_ns
+                )
+            point = metrics_pb2.NumberDataPoint()
+            point.CopyFrom(proto)
+            point.time_unix_nano = now_ns
+            point.as_int = value
+            out.append(point)
+        return out
+
+    def fill_metric(self, metric: metrics_pb2.Metric, points: list[metrics_pb2.NumberDataPoint]) -> None:
+        metric.sum.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
+        metric.sum.is_monotonic = True
+        metric.sum.data_points.extend(points)
+
+
+SummedInstrument = SummedHistogram | SummedCounter
+
+
+class DirectMetricEncoder:
+    """``ExportMetricsServiceRequest`` messages of summed instruments, at most ``max_points`` data points
+    each (serialising one request holds the GIL: thousands of points in one stalled the event loop)."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        scope: InstrumentationScope,
+        instruments: Sequence[SummedInstrument],
+        max_points: int = 1000,
+    ) -> None:
+        self._resource = _encode_resource(resource)
+        self._resource_schema_url = resource.schema_url
+        self._scope = _encode_instrumentation_scope(scope)
+        self._scope_schema_url = scope.schema_url or ""
+        self.instruments = list(instruments)
+        self.max_points = max_points
+
+    def encode(self, now_ns: int) -> list[tuple[ExportMetricsServiceRequest, int]]:
+        """The requests as of ``now_ns``, each with its number of data points; none when nothing was
+        recorded."""
+        requests: list[tuple[ExportMetricsServiceRequest, int]] = []
+        scope: Any = None  # the ScopeMetrics of the last request
+        used = self.max_points  # data points in the last request
+        for instrument in self.instruments:
+            points: list[Any] = instrument.encode_points(now_ns)
+            start = 0
+            while start < len(points):
+                if used >= self.max_points:
+                    if scope is not None:
+                        requests[-1] = (requests[-1][0], used)
+                    request, scope = self._new_request()
+                    requests.append((request, 0))
+                    used = 0
+                chunk = points[start : start + self.max_points - used]
+                metric = scope.metrics.add(
+                    name=instrument.name, description=instrument.description, unit=instrument.unit
+                )
+                instrument.fill_metric(metric, chunk)
+                used += len(chunk)
+                start += len(chunk)
+        if requests:
+            requests[-1] = (requests[-1][0], used)
+        return requests
+
+    def _new_request(self) -> tuple[ExportMetricsServiceRequest, Any]:
+        request = ExportMetricsServiceRequest()
+        resource_metrics = request.resource_metrics.add()
+        resource_metrics.resource.CopyFrom(self._resource)
+        resource_metrics.schema_url = self._resource_schema_url
+        scope = resource_metrics.scope_metrics.add()
+        scope.scope.CopyFrom(self._scope)
+        scope.schema_url = self._scope_schema_url
+        return request, scope
 
 
 def supports(reader: MetricReader) -> bool:
@@ -123,12 +302,12 @@ def supports(reader: MetricReader) -> bool:
 
 
 class MetricMerger:
-    """Adds the metrics of ``histograms`` to every collection of the readers it is installed on."""
+    """Adds the metrics of ``instruments`` to every collection of the readers it is installed on."""
 
-    def __init__(self, resource: Resource, scope: InstrumentationScope, histograms: Sequence[SummedHistogram]):
+    def __init__(self, resource: Resource, scope: InstrumentationScope, instruments: Sequence[SummedInstrument]):
         self.resource = resource
         self.scope = scope
-        self.histograms = list(histograms)
+        self.instruments = list(instruments)
 
     def install(self, reader: MetricReader) -> None:
         """Wrap ``reader``'s collect callback (set when its MeterProvider was built)."""
@@ -142,10 +321,11 @@ class MetricMerger:
 
         setattr(reader, "_collect", collect)  # noqa: B010
 
-    def merge(self, data: MetricsData | None) -> MetricsData | None:
-        """``data`` with this merger's metrics added to the agent's scope (created where missing)."""
-        now_ns = time.time_ns()
-        extra = [m for m in (h.collect(now_ns) for h in self.histograms) if m is not None]
+    def merge(self, data: MetricsData | None, now_ns: int | None = None) -> MetricsData | None:
+        """``data`` with this merger's metrics as of ``now_ns`` (default: now) added to the agent's scope
+        (created where missing)."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        extra = [m for m in (i.collect(now_ns) for i in self.instruments) if m is not None]
         if not extra:
             return data
         resource_metrics = list(data.resource_metrics) if data is not None else []

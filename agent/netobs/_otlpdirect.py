@@ -14,14 +14,15 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Signal = Literal["logs", "traces"]
-Message = Any  # a protobuf request: ExportLogsServiceRequest, ExportTraceServiceRequest
+Signal = Literal["logs", "traces", "metrics"]
+Message = Any  # a protobuf request: ExportLogsServiceRequest, ExportTraceServiceRequest, ExportMetricsServiceRequest
 
 
 class RequestExporter(Protocol):
@@ -115,14 +116,76 @@ class Batcher(Generic[T]):
         return sent
 
 
+class PeriodicExporter:
+    """Exports what ``encode(now_ns)`` returns (requests with their item counts) every ``interval_s``,
+    from a thread of its own (the agent's summed metrics, see ``_fastmetrics.DirectMetricEncoder``)."""
+
+    def __init__(
+        self,
+        encode: Callable[[int], list[tuple[Message, int]]],
+        exporter: RequestExporter,
+        name: str,
+        interval_s: float,
+    ) -> None:
+        self._encode = encode
+        self._exporter = exporter
+        self._interval_s = interval_s
+        self._wake = threading.Event()
+        self._export_lock = threading.Lock()
+        self._stopped = False
+        self.exported = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def force_flush(self) -> bool:
+        """Export now, on the caller's thread; True when every request was accepted."""
+        return self._export()
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self._export()
+        self._exporter.shutdown()
+
+    def _run(self) -> None:
+        while not self._wake.wait(self._interval_s):
+            self._export()
+
+    def _export(self) -> bool:
+        ok = True
+        with self._export_lock:
+            try:
+                requests = self._encode(time.time_ns())
+            except Exception:
+                log.exception("%s: encoding failed", self._thread.name)
+                return False
+            for request, count in requests:
+                try:
+                    sent = self._exporter.export_request(request, count)
+                except Exception:
+                    log.exception("%s: exporting %d items failed", self._thread.name, count)
+                    sent = False
+                if sent:
+                    self.exported += count
+                else:
+                    self.failed += count
+                ok = ok and sent
+        return ok
+
+
 def grpc_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
     """The SDK's OTLP/gRPC exporter for ``signal`` (its channel, retries, timeout), sending ready-made
     requests."""
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.grpc.exporter import OTLPExporterMixin
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-    base: Any = OTLPLogExporter if signal == "logs" else OTLPSpanExporter
+    base: Any = {"logs": OTLPLogExporter, "traces": OTLPSpanExporter, "metrics": OTLPMetricExporter}[signal]
 
     class GrpcRequestExporter(base):  # type: ignore[misc]
         def _translate_data(self, data: Any) -> Message:
@@ -136,7 +199,7 @@ def grpc_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
         def export_request(self, request: Message, count: int) -> bool:
             # OTLPExporterMixin._export passes ``data`` only to the two methods above.
             result = OTLPExporterMixin._export(self, (request, count))  # type: ignore[type-var]
-            return result.name == "SUCCESS"  # LogRecordExportResult / SpanExportResult
+            return result.name == "SUCCESS"  # LogRecordExportResult / SpanExportResult / MetricExportResult
 
         def shutdown(self, timeout_millis: float = 30_000, **kw: Any) -> None:
             super().shutdown(timeout_millis=timeout_millis)
@@ -149,14 +212,17 @@ def http_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
     """The SDK's OTLP/HTTP exporter for ``signal`` (its session, retries, timeout, size limit), sending
     ready-made requests."""
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    base: Any = OTLPLogExporter if signal == "logs" else OTLPSpanExporter
+    base: Any = {"logs": OTLPLogExporter, "traces": OTLPSpanExporter, "metrics": OTLPMetricExporter}[signal]
 
     class HttpRequestExporter(base):  # type: ignore[misc]
         def export_request(self, request: Message, count: int) -> bool:
             if self._shutdown:
                 return False
+            if signal == "metrics":  # the metric exporter sends one encoded request in _export_batch
+                return bool(self._export_batch(request).name == "SUCCESS")
             # What the exporter's export does after encoding, with the exporter's own metrics.
             with self._metrics.export_operation(count) as result:
                 data = request.SerializeToString()

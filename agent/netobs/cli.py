@@ -111,21 +111,24 @@ def cmd_once(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_CONFIG
-    return asyncio.run(_run_once(cfg, args.check, args.output))
+    from netobs.agent import run_loop
+
+    return run_loop(_run_once(cfg, args.check, args.output), args.event_loop)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return EXIT_CONFIG
-    from netobs.agent import Agent
+    from netobs.agent import Agent, run_loop
 
     try:
         agent = Agent(cfg, config_path=Path(args.config))
     except OSError as exc:
         print(f"{args.config}: cannot start the agent's outputs: {exc}", file=sys.stderr)
         return 1
-    asyncio.run(agent.run_forever())
+    log.info("event loop: %s", args.event_loop)
+    run_loop(agent.run_forever(), args.event_loop)
     return 0
 
 
@@ -154,9 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", required=True, help="the YAML config file")
     p.add_argument("--check", help="only the check with this name")
     p.add_argument("--output", "-o", choices=["json", "text"], default="json", help="output format")
+    _event_loop_option(p)
     p.set_defaults(func=cmd_once)
     p = sub.add_parser("run", help="run until stopped; SIGHUP reloads the config, SIGTERM stops")
     p.add_argument("--config", "-c", required=True, help="the YAML config file")
+    _event_loop_option(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("schema", help="print the JSON Schema of the config file")
     p.set_defaults(func=cmd_schema)
@@ -164,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     for register in _extensions():
         register(top)
     return parser
+
+
+def _event_loop_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--event-loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="uvloop (default: libuv, less CPU per probe) or the standard library's asyncio loop",
+    )
 
 
 def _extensions() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:

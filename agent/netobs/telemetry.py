@@ -37,9 +37,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from netobs import __version__
-from netobs._fastmetrics import MetricMerger, SummedHistogram, supports
+from netobs._fastmetrics import (
+    DirectMetricEncoder,
+    MetricMerger,
+    SummedCounter,
+    SummedHistogram,
+    SummedInstrument,
+    supports,
+)
 from netobs._lightspans import LightSpan, LightTracer, SpanEncoder
-from netobs._otlpdirect import Batcher, RequestExporter, grpc_exporter, http_exporter
+from netobs._otlpdirect import Batcher, PeriodicExporter, RequestExporter, grpc_exporter, http_exporter
 from netobs._resultlogs import RESULT_EVENT_NAME, ResultLog, ResultLogEncoder
 from netobs.config import AgentConfig, ExporterConfig
 from netobs.result import ProbeResult
@@ -77,7 +84,12 @@ def build_resource(cfg: AgentConfig) -> Resource:
 class TelemetryParts:
     """What a Telemetry is built from; lets tests and the CLI choose the destinations."""
 
+    # Readers of every metric (the agent's own summed instruments are merged into what they collect) ...
     metric_readers: list[MetricReader] = field(default_factory=list)
+    # ... or, over OTLP: the SDK's instruments through a reader, the summed ones encoded directly.
+    sdk_metric_readers: list[MetricReader] = field(default_factory=list)
+    direct_metric_exporters: list[RequestExporter] = field(default_factory=list)
+    metric_export_interval_s: float = 10.0
     # Spans and result logs through the SDK's processors (tests: in-memory exporters) ...
     span_exporters: list[SpanExporter] = field(default_factory=list)
     log_exporters: list[LogRecordExporter] = field(default_factory=list)
@@ -97,7 +109,9 @@ class Telemetry:
         # Results are recorded after their span has ended and outside any span's context, so the default
         # trace-based exemplar filter would never keep one; switching it off saves work on every measurement.
         self.meter_provider = MeterProvider(
-            resource=resource, metric_readers=parts.metric_readers, exemplar_filter=AlwaysOffExemplarFilter()
+            resource=resource,
+            metric_readers=[*parts.metric_readers, *parts.sdk_metric_readers],
+            exemplar_filter=AlwaysOffExemplarFilter(),
         )
         self.tracer_provider = TracerProvider(resource=resource)
         for exporter in parts.span_exporters:
@@ -142,14 +156,20 @@ class Telemetry:
             self.meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__),
             self_aggregated=all(supports(r) for r in readers),
         )
-        if self._instruments.summed_histograms:
-            merger = MetricMerger(resource, scope, self._instruments.summed_histograms)
+        summed = self._instruments.summed
+        if summed:
+            merger = MetricMerger(resource, scope, summed)
             for reader in readers:
                 merger.install(reader)
+        encoder = DirectMetricEncoder(resource, scope, summed, max_points=METRIC_EXPORT_BATCH_POINTS)
+        self._direct_metrics: list[PeriodicExporter] = [
+            PeriodicExporter(encoder.encode, exporter, "netobs-metrics", parts.metric_export_interval_s)
+            for exporter in (parts.direct_metric_exporters if summed else [])
+        ]
         self._attr_cache: dict[tuple[str, str, str], dict[str, str]] = {}
 
-    def _batchers(self) -> list[Batcher[Any]]:
-        return [*self._span_batchers, *self._result_logs]
+    def _batchers(self) -> list[Batcher[Any] | PeriodicExporter]:
+        return [*self._span_batchers, *self._result_logs, *self._direct_metrics]
 
     def _span_ended(self, span: LightSpan) -> None:
         for batcher in self._span_batchers:
@@ -297,12 +317,12 @@ class _Instruments:
     """The agent's instruments and how a result maps onto them."""
 
     def __init__(self, meter: metrics.Meter, self_aggregated: bool = True) -> None:
-        self.summed_histograms: list[SummedHistogram] = []
+        self.summed: list[SummedInstrument] = []
 
         def histogram(name: str, description: str, bounds: Sequence[float] = LATENCY_BUCKETS_S) -> _Histogram:
             if self_aggregated:
                 summed = SummedHistogram(name, "s", description, bounds)
-                self.summed_histograms.append(summed)
+                self.summed.append(summed)
                 return summed
             return _SdkHistogram(
                 meter.create_histogram(
@@ -310,22 +330,24 @@ class _Instruments:
                 )
             )
 
+        def counter(name: str, unit: str, description: str) -> SummedCounter:
+            summed = SummedCounter(name, unit, description)
+            if self_aggregated:
+                self.summed.append(summed)
+            else:
+                meter.create_observable_counter(name, callbacks=[summed.observe], unit=unit, description=description)
+            return summed
+
         self.duration = histogram("netobs.probe.duration", "Duration of a probe run, from start to result")
-        self.runs = _SummedCounter(
-            meter, "netobs.probe.runs", unit="{run}", description="Probe runs, by success and error.type"
-        )
+        self.runs = counter("netobs.probe.runs", "{run}", "Probe runs, by success and error.type")
         self.phase = histogram(
             "netobs.probe.phase.duration", "Duration of one phase of a run (dns, connect, tls, ttfb, transfer)"
         )
         self.icmp_rtt = histogram(
             "netobs.icmp.rtt", "Round-trip time of every ICMP echo reply (the distribution, smokeping-style)"
         )
-        self.icmp_sent = _SummedCounter(
-            meter, "netobs.icmp.packets.sent", unit="{packet}", description="ICMP echo requests sent"
-        )
-        self.icmp_lost = _SummedCounter(
-            meter, "netobs.icmp.packets.lost", unit="{packet}", description="ICMP echo requests left unanswered"
-        )
+        self.icmp_sent = counter("netobs.icmp.packets.sent", "{packet}", "ICMP echo requests sent")
+        self.icmp_lost = counter("netobs.icmp.packets.lost", "{packet}", "ICMP echo requests left unanswered")
         self.icmp_jitter = meter.create_gauge(
             "netobs.icmp.jitter", unit="s", description="Mean absolute RTT difference of consecutive replies"
         )
@@ -421,31 +443,6 @@ class _SdkHistogram:
         self._instrument.record(value, attributes())
 
 
-class _SummedCounter:
-    """A monotonic counter summed here and reported through an observable counter when metrics are
-    collected: the same cumulative sum per attribute set as a synchronous counter, for a dict update per
-    ``add`` instead of the SDK's measurement path (the agent adds several per result, thousands per second).
-    ``add`` runs on the event loop; the callback on the exporter's thread reads a snapshot."""
-
-    def __init__(self, meter: metrics.Meter, name: str, unit: str, description: str) -> None:
-        self._sums: dict[tuple[Any, ...], list[Any]] = {}  # series key -> [attributes, sum]
-        meter.create_observable_counter(name, callbacks=[self._observe], unit=unit, description=description)
-
-    def add(self, amount: int, key: tuple[Any, ...], attributes: Callable[[], dict[str, Any]]) -> None:
-        """Add ``amount`` (>= 0) to the series ``key``; ``attributes`` builds its attributes, called only
-        the first time the series is seen."""
-        if amount < 0:
-            return
-        entry = self._sums.get(key)
-        if entry is None:
-            self._sums[key] = [attributes(), amount]
-        else:
-            entry[1] += amount
-
-    def _observe(self, options: metrics.CallbackOptions) -> list[metrics.Observation]:
-        return [metrics.Observation(total, attrs) for attrs, total in list(self._sums.values())]
-
-
 def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
     headers = dict(exp.headers) or None
     if exp.protocol == "grpc":
@@ -468,7 +465,7 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
             "timeout": exp.timeout_s,
             "credentials": creds,
         }
-        parts.metric_readers.append(
+        parts.sdk_metric_readers.append(
             PeriodicExportingMetricReader(
                 # Smaller export requests: serialising one request holds the GIL, and thousands of series
                 # in one request stalled the event loop for tens of milliseconds.
@@ -476,6 +473,8 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
                 export_interval_millis=exp.export_interval_s * 1000,
             )
         )
+        parts.direct_metric_exporters.append(grpc_exporter("metrics", **common))
+        parts.metric_export_interval_s = exp.export_interval_s
         parts.direct_span_exporters.append(grpc_exporter("traces", **common))
         parts.result_log_exporters.append(grpc_exporter("logs", **common))
     else:
@@ -494,12 +493,14 @@ def _add_otlp(parts: TelemetryParts, exp: ExporterConfig) -> None:
             if exp.tls.key_file:
                 tls_kw["client_key_file"] = exp.tls.key_file
         kw: dict[str, Any] = {"headers": headers, "timeout": exp.timeout_s, **tls_kw}
-        parts.metric_readers.append(
+        parts.sdk_metric_readers.append(
             PeriodicExportingMetricReader(
                 HttpMetricExporter(endpoint=f"{base}/v1/metrics", **kw),
                 export_interval_millis=exp.export_interval_s * 1000,
             )
         )
+        parts.direct_metric_exporters.append(http_exporter("metrics", endpoint=f"{base}/v1/metrics", **kw))
+        parts.metric_export_interval_s = exp.export_interval_s
         parts.direct_span_exporters.append(http_exporter("traces", endpoint=f"{base}/v1/traces", **kw))
         parts.result_log_exporters.append(http_exporter("logs", endpoint=f"{base}/v1/logs", **kw))
 

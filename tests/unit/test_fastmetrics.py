@@ -6,16 +6,19 @@ import math
 from typing import Any
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common._internal.metrics_encoder import encode_metrics
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.sdk.metrics import Histogram as HistogramInstrument
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader, MetricsData
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from netobs._fastmetrics import MetricMerger, SummedHistogram, supports
+from netobs._fastmetrics import DirectMetricEncoder, MetricMerger, SummedCounter, SummedHistogram, supports
 from netobs.config import parse_config
 from netobs.telemetry import LATENCY_BUCKETS_S, Telemetry, TelemetryParts
 from tests.contract.exemplars import result_of_type
+from tests.unit.test_resultlogs import grpc_receiver, http_receiver
 
 BOUNDS = (0.001, 0.01, 0.1, 1.0)
 SCOPE = InstrumentationScope("netobs.agent", "1")
@@ -107,7 +110,7 @@ def test_merger_adds_to_the_agent_scope_or_creates_it() -> None:
 
 def test_telemetry_merges_histograms_into_the_in_memory_reader() -> None:
     telemetry = Telemetry.in_memory()
-    assert telemetry._instruments.summed_histograms  # the fast path is on with this SDK version
+    assert telemetry._instruments.summed  # the fast path is on with this SDK version
     telemetry.record(result_of_type("icmp"))
     telemetry.record_lateness(0.003, "icmp")
     points = telemetry.metric_points()
@@ -131,9 +134,119 @@ def test_a_delta_reader_gets_the_sdk_histograms() -> None:
     from netobs.telemetry import build_resource
 
     telemetry = Telemetry(build_resource(cfg), TelemetryParts(metric_readers=[delta], batch=False))
-    assert telemetry._instruments.summed_histograms == []
+    assert telemetry._instruments.summed == []
     telemetry.record(result_of_type("icmp"))
     data = delta.get_metrics_data()
     (point,) = _points(data, "netobs.probe.duration")
     assert point.count == 1
     telemetry.shutdown()
+
+
+def _recorded(series: int) -> tuple[Resource, list[SummedHistogram | SummedCounter]]:
+    resource = Resource.create({"service.name": "x", "netobs.pop": "ams"})
+    h = SummedHistogram("netobs.h", "s", "a histogram", BOUNDS)
+    c = SummedCounter("netobs.c", "{run}", "a counter")
+    for i in range(series):
+        target = f"t{i}"
+        for value in (0.0005 * (i + 1), 0.05, 2.0):
+            h.record(value, target, lambda t=target: {"netobs.target": t, "netobs.check.type": "icmp"})  # type: ignore[misc]
+        c.add(i + 1, target, lambda t=target: {"netobs.target": t, "ok": True})  # type: ignore[misc]
+        c.add(2, target, lambda: {"unused": "x"})
+    return resource, [h, c]
+
+
+def _sorted_points(request: ExportMetricsServiceRequest) -> dict[str, list[bytes]]:
+    """{metric name: its data points serialised, sorted} over every resource and scope of ``request``."""
+    out: dict[str, list[bytes]] = {}
+    for rm in request.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                data = getattr(m, m.WhichOneof("data"))
+                out.setdefault(m.name, []).extend(p.SerializeToString(deterministic=True) for p in data.data_points)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_direct_encoding_is_what_the_sdk_encoder_makes_of_the_merged_metrics() -> None:
+    resource, instruments = _recorded(series=3)
+    merged = MetricMerger(resource, SCOPE, instruments).merge(None, now_ns=123_456)
+    assert merged is not None
+    expected = encode_metrics(merged)
+    (request, points), *rest = DirectMetricEncoder(resource, SCOPE, instruments).encode(123_456)
+    assert rest == [] and points == 6
+    assert request.SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
+    h = request.resource_metrics[0].scope_metrics[0].metrics[0]
+    assert (h.name, h.unit, h.description) == ("netobs.h", "s", "a histogram")
+    first = {
+        kv.value.string_value: p for p in h.histogram.data_points for kv in p.attributes if kv.key == "netobs.target"
+    }
+    assert first["t0"].count == 3 and list(first["t0"].bucket_counts) == [1, 0, 1, 0, 1]
+    c = request.resource_metrics[0].scope_metrics[0].metrics[1]
+    assert c.sum.is_monotonic and sorted(p.as_int for p in c.sum.data_points) == [3, 4, 5]
+
+
+@pytest.mark.parametrize(("series", "max_points", "requests"), [(5, 4, 3), (5, 10, 1), (5, 5, 2), (1, 1, 2)])
+def test_direct_encoding_splits_requests_and_keeps_every_point(series: int, max_points: int, requests: int) -> None:
+    resource, instruments = _recorded(series)
+    encoded = DirectMetricEncoder(resource, SCOPE, instruments, max_points=max_points).encode(99)
+    assert len(encoded) == requests
+    assert all(0 < count <= max_points for _, count in encoded)
+    assert sum(count for _, count in encoded) == 2 * series
+    merged = MetricMerger(resource, SCOPE, instruments).merge(None, now_ns=99)
+    assert merged is not None
+    combined: dict[str, list[bytes]] = {}
+    for request, count in encoded:
+        assert count == sum(len(v) for v in _sorted_points(request).values())
+        for name, points in _sorted_points(request).items():
+            combined[name] = sorted(combined.get(name, []) + points)
+    assert combined == _sorted_points(encode_metrics(merged))
+
+
+def test_nothing_recorded_encodes_no_request() -> None:
+    resource = Resource.create({"service.name": "x"})
+    encoder = DirectMetricEncoder(
+        resource, SCOPE, [SummedHistogram("h", "s", "d", BOUNDS), SummedCounter("c", "1", "")]
+    )
+    assert encoder.encode(1) == []
+
+
+def test_summed_counter_drops_negative_amounts_and_observes_sums() -> None:
+    c = SummedCounter("c", "1", "d")
+    c.add(3, "k", lambda: {"a": 1})
+    c.add(-5, "k", lambda: {"a": 1})
+    c.add(2, "k", lambda: {"a": 2})  # attributes are built once per series
+    assert [(o.value, o.attributes) for o in c.observe(None)] == [(5, {"a": 1})]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_otlp_receiver_gets_the_summed_metrics_and_the_sdk_ones(protocol: str) -> None:
+    """Over OTLP the summed instruments go through the direct encoder, the SDK's through its reader: the
+    receiver gets both, under the agent's resource and scope."""
+    receiver = grpc_receiver if protocol == "grpc" else http_receiver
+    with receiver("metrics") as (endpoint, received):
+        cfg = parse_config(
+            f"agent_id: ams-7\npop: ams\nexporter: {{endpoint: '{endpoint}', protocol: {protocol}, "
+            "export_interval_s: 300}\noutputs: {stdout_json: false}"
+        )
+        telemetry = Telemetry.from_config(cfg)
+        try:
+            telemetry.record(result_of_type("icmp"))
+            telemetry.record(result_of_type("icmp"))
+            telemetry.set_checks(7)
+            telemetry.flush()
+        finally:
+            telemetry.shutdown()
+        metrics: dict[str, Any] = {}
+        for raw in received:
+            for rm in ExportMetricsServiceRequest.FromString(raw).resource_metrics:
+                resource = {kv.key: kv.value.string_value for kv in rm.resource.attributes}
+                assert (resource["netobs.agent.id"], resource["netobs.pop"]) == ("ams-7", "ams")
+                for sm in rm.scope_metrics:
+                    assert sm.scope.name == "netobs.agent"
+                    for m in sm.metrics:
+                        metrics.setdefault(m.name, m)
+    runs = metrics["netobs.probe.runs"].sum
+    assert runs.is_monotonic and [p.as_int for p in runs.data_points] == [2]
+    (duration,) = metrics["netobs.probe.duration"].histogram.data_points
+    assert duration.count == 2 and tuple(duration.explicit_bounds) == tuple(LATENCY_BUCKETS_S)
+    (scheduled,) = metrics["netobs.agent.scheduled"].gauge.data_points  # an SDK instrument
+    assert scheduled.as_int == 7

@@ -50,9 +50,19 @@ def test_to_dict_copies_containers_and_keeps_key_order() -> None:
     assert result.to_json().startswith('{"result_id":"r1","started_at_ms":1,')
 
 
-def test_to_json_rejects_nan_like_before() -> None:
-    with pytest.raises(ValueError, match="Out of range float"):
-        _icmp_result(duration_ms=float("nan")).to_json()
+def test_to_json_writes_non_finite_numbers_as_null_and_keeps_the_record() -> None:
+    text = _icmp_result(duration_ms=float("nan"), phases_ms={"dns": float("inf")}).to_json()
+    plain = json.loads(text)
+    assert plain["duration_ms"] is None
+    assert plain["phases_ms"] == {"dns": None}
+    assert plain["icmp"]["rtts_ms"] == [0.1, None, 0.2]
+
+
+def test_to_json_keeps_non_ascii_text() -> None:
+    result = _icmp_result(error_message="délai dépassé: 東京", labels={"site": "Zürich"})
+    text = result.to_json()
+    assert '"error_message":"délai dépassé: 東京"' in text
+    assert json.loads(text)["labels"] == {"site": "Zürich"}
 
 
 def _sum_points(telemetry: Any, name: str) -> dict[tuple[tuple[str, Any], ...], int]:

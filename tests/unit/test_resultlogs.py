@@ -139,6 +139,7 @@ def test_export_failures_are_counted_not_raised(mode: str) -> None:
 GRPC_METHOD = {
     "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
 }
 
 

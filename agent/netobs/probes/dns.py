@@ -136,7 +136,7 @@ class _Stream(StreamSocket):
         return self.writer.get_extra_info("sockname")
 
     async def close(self) -> None:
-        self.writer.close()
+        self.writer.transport.abort()  # no TLS close_notify exchange left pending on the loop
 
 
 class _AsyncioConn:
@@ -144,7 +144,9 @@ class _AsyncioConn:
         self.stream = stream
 
     def close(self) -> None:
-        self.stream.writer.close()  # the transport owns (and closes) the socket
+        # The transport owns (and closes) the socket; aborted, so that no TLS close_notify exchange is left
+        # pending on the loop after the run.
+        self.stream.writer.transport.abort()
 
     def tls(self) -> TlsInfo | None:
         ssl_object = self.stream.writer.get_extra_info("ssl_object")

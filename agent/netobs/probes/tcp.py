@@ -57,12 +57,14 @@ class TcpProbe:
             tls_ctx = self._contexts[key] = client_context(check.tls_verify, check.ca_file)
         server_name = check.tls_server_name or host
         # The stream owns the socket from here on: close it through the writer only, also after a failed
-        # handshake, or the event loop keeps a transport on a file descriptor the kernel may reuse.
+        # handshake, or the event loop keeps a transport on a file descriptor the kernel may reuse. Aborted,
+        # as the HTTP probe does: the run is measured, a TLS close_notify exchange would only keep the
+        # transport open on the loop (uvloop refuses to close a loop that still has one).
         _, writer = await asyncio.open_connection(sock=sock)
         try:
             with ctx.phase("tls", **{"server.address": server_name}):
                 await writer.start_tls(tls_ctx, server_hostname=server_name)
             ctx.detail.tls = tls_info(writer.get_extra_info("ssl_object"), verified=check.tls_verify)
         finally:
-            writer.close()
+            writer.transport.abort()
         return Outcome.ok()
