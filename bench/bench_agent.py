@@ -217,7 +217,7 @@ from netobs.telemetry import Telemetry
 class BenchTelemetry(Telemetry):
     measuring = False
     def setup(self, sample):
-        self.lateness_s, self.done, self.ok, self.errors = [], 0, 0, {}
+        self.lateness_s, self.done, self.ok, self.errors, self.skipped = [], 0, 0, {}, 0
         self.sample = {t: [] for t in sample}
     def record(self, result):
         super().record(result)
@@ -230,6 +230,10 @@ class BenchTelemetry(Telemetry):
             rtts = self.sample.get(result.target)
             if rtts is not None and result.icmp is not None:
                 rtts.extend(r for r in result.icmp.rtts_ms if r is not None)
+    def count_skipped(self, check_type, reason):
+        super().count_skipped(check_type, reason)
+        if self.measuring:
+            self.skipped += 1
     def record_lateness(self, lateness_s, check_type):
         super().record_lateness(lateness_s, check_type)
         if self.measuring:
@@ -265,6 +269,7 @@ async def main():
     telemetry.shutdown()
     print(json.dumps({
         "cpu_s": cpu1 - cpu0, "sys_s": sys1 - sys0, "wall_s": t1 - t0, "done": telemetry.done, "ok": telemetry.ok,
+        "skipped": telemetry.skipped,
         "lateness_s": telemetry.lateness_s, "sample_rtts_ms": telemetry.sample,
         "errors": sorted(telemetry.errors.items(), key=lambda kv: -kv[1])[:5],
         "thread_cpu_s": {k: v - threads0.get(k, 0.0) for k, v in threads1.items()},
@@ -503,6 +508,7 @@ def summarise(kind: str, agent: dict[str, Any] | None, blackbox: dict[str, Any] 
         row |= {
             "agent_probes_per_s": agent["done"] / agent["wall_s"],
             "agent_success_ratio": agent["ok"] / done,
+            "agent_skipped_per_s": agent.get("skipped", 0) / agent["wall_s"],
             "agent_cpu_us_per_probe": agent["cpu_s"] / done * 1e6,
             "agent_cpu_share": agent["cpu_s"] / agent["wall_s"],
             "agent_kernel_us_per_probe": agent["sys_s"] / done * 1e6,
@@ -551,6 +557,8 @@ def print_row(row: dict[str, Any]) -> None:
             f"lateness p50 {row['lateness_p50_ms']:.2f} ms  p99 {row['lateness_p99_ms']:.2f} ms  "
             f"max {row['lateness_max_ms']:.1f} ms  [{row['event_loop']}]"
         )
+        if row["agent_skipped_per_s"]:
+            print(f"  agent skipped {row['agent_skipped_per_s']:.1f} runs/s: started too late (overload)")
     if row.get("agent_thread_cpu_us_per_probe"):
         threads = ", ".join(f"{k} {v:g}" for k, v in sorted(row["agent_thread_cpu_us_per_probe"].items()))
         print(f"  agent CPU by thread (us/probe): {threads}")

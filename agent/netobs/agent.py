@@ -75,7 +75,9 @@ class Agent:
         self.runner = Runner(
             cfg.agent_id, cfg.pop, self.probes, sinks=[self.telemetry.record], tracer=self.telemetry.tracer
         )
-        self.scheduler = Scheduler(self.runner.run, on_lateness=self.telemetry.record_lateness)
+        self.scheduler = Scheduler(
+            self.runner.run, on_lateness=self.telemetry.record_lateness, on_skip=self.telemetry.count_skipped
+        )
         self._stop = asyncio.Event()
 
     def _schedulable(self, cfg: AgentConfig) -> list[object]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import random
 import ssl
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -52,6 +52,33 @@ def classify_exception(exc: BaseException) -> tuple[ErrorType, str]:
     return ErrorType.INTERNAL, f"{type(exc).__name__}: {exc}"
 
 
+_V4_CLEAR = ~((0xF000 << 64) | (0xC << 60))
+_V4_SET = (0x4000 << 64) | (0x8 << 60)
+
+
+def new_result_id() -> str:
+    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, from the random module's generator
+    (seeded from the OS at start and again after a fork) instead of a system call per id (0.7 against
+    2.2 µs; ids need to be unique, not secret)."""
+    h = "%032x" % ((random.getrandbits(128) & _V4_CLEAR) | _V4_SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class _Deadline:
+    """Cancels the run's task when ``timeout_s`` has passed: ``asyncio.timeout`` without its context
+    manager object, state machine and second clock read (a few µs per run at thousands of runs/s)."""
+
+    __slots__ = ("expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.expired = False
+
+    def fire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+
 class Runner:
     """Runs one (check, target) at a time; safe to call concurrently for many."""
 
@@ -87,13 +114,25 @@ class Runner:
             )
             ctx.span = span
             ctx.tracer = self.tracer
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
+        assert task is not None  # a run always runs in a task
+        deadline = _Deadline(task)
+        cancelling = task.cancelling()
+        timer = loop.call_at(loop.time() + check.timeout_s, deadline.fire)
         try:
-            async with asyncio.timeout(check.timeout_s):
+            try:
                 outcome = await probe.run(ctx)
+            finally:
+                timer.cancel()
+                # Our own cancellation is taken back (as asyncio.timeout does); anyone else's stands.
+                ours = deadline.expired and task.uncancel() <= cancelling
         except asyncio.CancelledError:
-            if span is not None:
-                span.end()
-            raise
+            if not ours:
+                if span is not None:
+                    span.end()
+                raise
+            outcome = Outcome.fail(ErrorType.TIMEOUT, f"no complete answer within timeout_s={check.timeout_s:g}")
         except Exception as exc:
             error_type, message = classify_exception(exc)
             if error_type is ErrorType.TIMEOUT:
@@ -116,7 +155,7 @@ class Runner:
             span.end()
 
         result = ProbeResult(
-            result_id=str(uuid.uuid4()),
+            result_id=new_result_id(),
             started_at_ms=started_at_ms,
             duration_ms=round(duration_ms, 3),
             agent_id=self.agent_id,

@@ -240,6 +240,11 @@ class Telemetry:
     def record_lateness(self, lateness_s: float, check_type: str) -> None:
         self._instruments.lateness.record(lateness_s, check_type, lambda: {"netobs.check.type": check_type})
 
+    def count_skipped(self, check_type: str, reason: str) -> None:
+        self._instruments.skipped.add(
+            1, (check_type, reason), lambda: {"netobs.check.type": check_type, "netobs.skip.reason": reason}
+        )
+
     def set_checks(self, count: int) -> None:
         self._instruments.checks.set(count)
 
@@ -375,6 +380,11 @@ class _Instruments:
         )
         self.lateness = histogram(
             "netobs.agent.schedule.lateness", "How late a run started against its slot", LATENESS_BUCKETS_S
+        )
+        self.skipped = counter(
+            "netobs.agent.runs.skipped",
+            "{run}",
+            "Runs not started because the agent was too far behind its schedule, by reason (overload)",
         )
         self.checks = meter.create_gauge(
             "netobs.agent.scheduled", unit="{target}", description="(check, target) pairs scheduled"

@@ -27,6 +27,7 @@ def produced_catalogue() -> dict[str, Any]:
         failed.success = False
         telemetry.record(failed)
     telemetry.record_lateness(0.002, "icmp")
+    telemetry.count_skipped("http", "overload")
     telemetry.set_checks(5)
     telemetry.count_reload("applied")
     units = telemetry.metric_units()

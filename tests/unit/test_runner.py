@@ -13,7 +13,7 @@ import pytest
 from netobs.config import parse_config
 from netobs.probes.base import Outcome, ProbeContext
 from netobs.result import ErrorType, ProbeResult, TcpResult
-from netobs.runner import Runner, classify_exception
+from netobs.runner import Runner, classify_exception, new_result_id
 from netobs.telemetry import Telemetry
 
 
@@ -105,6 +105,51 @@ async def test_cancellation_propagates() -> None:
         await task
     assert seen == []
     assert [s.name for s in telemetry.span_exporter.get_finished_spans()] == ["dns", "connect", "tcp h:1"]
+
+
+class StoppedWhileTimingOut(FakeProbe):
+    """Hangs; when the deadline cancels it, a stop request (another cancel) arrives too."""
+
+    async def run(self, ctx: ProbeContext) -> Outcome:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            raise
+        return Outcome.ok()
+
+
+async def test_a_cancel_on_top_of_the_timeout_is_not_taken_for_the_timeout() -> None:
+    """The deadline takes back only its own cancellation: a stop request arriving while the run times
+    out still cancels it."""
+    runner, _, seen = _runner(StoppedWhileTimingOut("hang"))
+    check = parse_config("checks: [{name: web, type: tcp, targets: ['h:1'], timeout_s: 0.02, interval_s: 1}]")
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(runner.run(check.checks[0], "h:1"))
+    assert seen == []
+
+
+async def test_the_run_after_a_timeout_is_not_cancelled() -> None:
+    """A timed-out run leaves its task with no cancellation pending (runs can share a task)."""
+    runner, _, _ = _runner(FakeProbe("hang"))
+    check = parse_config("checks: [{name: web, type: tcp, targets: ['h:1'], timeout_s: 0.02, interval_s: 1}]")
+    first = await runner.run(check.checks[0], "h:1")
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.01)  # would raise CancelledError if a cancellation were left over
+    assert first.error_type == "timeout"
+
+
+def test_result_ids_are_version_4_uuids_and_unique() -> None:
+    import uuid
+
+    ids = [new_result_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:200]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
 
 
 async def test_a_failing_sink_does_not_lose_the_others() -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
+import time
 from typing import Any
 
+import pytest
+
 from netobs.config import parse_config
-from netobs.scheduler import Scheduler
+from netobs.scheduler import Scheduler, shed_after_s
 
 
 def _checks(text: str) -> list[Any]:
@@ -85,8 +89,6 @@ async def test_missed_slots_are_skipped_not_burst() -> None:
         _checks("checks: [{name: a, type: icmp, count: 1, targets: [127.0.0.1], interval_s: 0.1, timeout_s: 0.05}]")
     )
     await asyncio.sleep(0.15)
-    import time
-
     time.sleep(0.35)  # noqa: ASYNC251 - deliberately block the loop so about 3 slots pass
     await asyncio.sleep(0.05)
     await sched.stop()
@@ -94,3 +96,37 @@ async def test_missed_slots_are_skipped_not_burst() -> None:
     # after the stall one late run, then back on the grid: never a burst of runs at the same moment
     assert all(b - a > 0.01 for a, b in itertools.pairwise(times)), times
     assert len(times) <= 4
+
+
+async def test_a_run_due_too_long_ago_is_skipped_as_overload_and_the_next_one_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder()
+    skipped: list[tuple[str, str]] = []
+    lateness: list[float] = []
+    sched = Scheduler(
+        rec.run,
+        on_lateness=lambda s, _t: lateness.append(s),
+        rng=random.Random(5),
+        on_skip=lambda t, reason: skipped.append((t, reason)),
+    )
+    sched.apply(_checks("checks: [{name: a, type: tcp, targets: ['h:1'], interval_s: 0.3, timeout_s: 0.2}]"))
+    await asyncio.sleep(0.35)  # at least one run on time
+    on_time = len(rec.starts)
+    assert on_time >= 1 and skipped == []
+    with caplog.at_level(logging.WARNING, logger="netobs.scheduler"):
+        time.sleep(0.32)  # noqa: ASYNC251 - the loop falls a slot behind: more than 50 ms late
+        await asyncio.sleep(0.01)
+    assert skipped == [("tcp", "overload")]
+    assert sched.runs_skipped == 1 and len(rec.starts) == on_time  # not started
+    assert max(lateness) > shed_after_s(sched._jobs[("a", "h:1")].check)
+    assert "agent overloaded: 1 run(s) skipped" in caplog.text and "a h:1 started" in caplog.text
+    await asyncio.sleep(0.35)  # back on time: the next slot runs
+    await sched.stop()
+    assert len(rec.starts) > on_time and sched.runs_skipped == 1
+
+
+@pytest.mark.parametrize(("timeout_s", "threshold_s"), [(0.2, 0.05), (1.0, 0.05), (5.0, 0.25), (30.0, 1.5)])
+def test_shed_threshold_is_50_ms_or_5_percent_of_the_timeout(timeout_s: float, threshold_s: float) -> None:
+    check = _checks(f"checks: [{{name: a, type: tcp, targets: ['h:1'], interval_s: 60, timeout_s: {timeout_s}}}]")[0]
+    assert shed_after_s(check) == pytest.approx(threshold_s)
