@@ -87,9 +87,9 @@ class Agent:
         missing = unsupported_types(self.cfg, self.probes)
         if missing:
             log.error("check types not available in this agent, not scheduled: %s", ", ".join(missing))
+        tune_runtime()  # first: its full collection would hold up the first slots (late runs are skipped)
         _, added, _ = self.scheduler.apply(self._schedulable(self.cfg))
         self.telemetry.set_checks(len(self.scheduler.job_keys))
-        tune_runtime()
         log.info("agent %s at pop %s: %d (check, target) jobs scheduled", self.cfg.agent_id, self.cfg.pop, added)
 
     def reload(self) -> bool:
