@@ -9,7 +9,8 @@ propagation through the standard ``Context``, so ``traceparent`` injection and p
 the SDK) with ``LightSpan`` objects that only store what they are told; ``end`` hands the span to a
 ``_otlpdirect.Batcher`` whose thread builds the ``ExportTraceServiceRequest`` with ``SpanEncoder``.
 
-What the collector receives is what the SDK would have sent for the same span with its defaults (always
+The export thread writes the spans in the protobuf wire format itself (see ``_span``). What the
+collector receives is what the SDK would have sent for the same span with its defaults (always
 sampled, random 128-bit trace and 64-bit span ids, no span limits reached): ``tests/unit/test_lightspans.py``
 compares the encoding with the SDK's ``encode_spans`` field by field. Not supported, because the agent does
 not use them: links, trace state and span limits.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
+import struct
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,7 +30,6 @@ from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -220,76 +221,121 @@ class LightTracer(trace.Tracer):
             yield current
 
 
-def _set_value(target: AnyValue, value: Any) -> None:
+# -- protobuf wire encoding ---------------------------------------------------------------------------
+# The spans are written in the protobuf wire format here (the request is then parsed once, in C, into the
+# message the exporters send): building the same message field by field through the protobuf API cost
+# ~11 µs per span in the export thread, this ~4 µs. Field numbers are those of opentelemetry-proto's
+# trace.proto and common.proto; the test compares the result with the SDK's encoder.
+
+_U64 = 0xFFFF_FFFF_FFFF_FFFF
+_PACK_FIXED64 = struct.Struct("<Q").pack
+_PACK_DOUBLE = struct.Struct("<d").pack
+_PACK_FIXED32 = struct.Struct("<I").pack
+_ONE_BYTE = [bytes((i,)) for i in range(128)]
+
+
+def _varint(n: int) -> bytes:
+    if n < 0x80:
+        return _ONE_BYTE[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, payload."""
+    return tag + _varint(len(payload)) + payload
+
+
+def _any_value(value: Any) -> bytes:
+    """An AnyValue message; TypeError for what an attribute cannot hold."""
     if isinstance(value, str):
-        target.string_value = value
-    elif isinstance(value, bool):
-        target.bool_value = value
-    elif isinstance(value, int):
-        target.int_value = value
-    elif isinstance(value, float):
-        target.double_value = value
-    elif isinstance(value, bytes):
-        target.bytes_value = value
-    elif isinstance(value, Sequence):
-        values = target.array_value.values
-        for item in value:
-            _set_value(values.add(), item)
-    else:
-        raise TypeError(f"unsupported attribute value {value!r}")
+        return _field(b"\x0a", value.encode())
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value & _U64)
+    if isinstance(value, float):
+        return b"\x21" + _PACK_DOUBLE(value)
+    if isinstance(value, bytes):
+        return _field(b"\x3a", value)
+    if isinstance(value, Sequence):
+        return _field(b"\x2a", b"".join(_field(b"\x0a", _any_value(v)) for v in value))
+    raise TypeError(f"unsupported attribute value {value!r}")
 
 
-def _set_attributes(target: Any, attributes: Mapping[str, Any]) -> None:
+_KEY_VALUES: dict[tuple[str, type, Any], bytes] = {}
+_KEY_VALUES_MAX = 65_536
+
+
+def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> bytes:
+    """The repeated KeyValue field ``tag``; common (key, scalar value) pairs are encoded once."""
+    out = []
     for key, value in attributes.items():
-        try:
-            kv = target.add(key=key)
-            _set_value(kv.value, value)
-        except TypeError:
-            del target[-1]
-            log.warning("span attribute %s dropped: unsupported value %r", key, value)
+        cacheable = type(value) in (str, int, bool)
+        entry = _KEY_VALUES.get((key, type(value), value)) if cacheable else None
+        if entry is None:
+            try:
+                entry = _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
+            except TypeError:
+                log.warning("span attribute %s dropped: unsupported value %r", key, value)
+                continue
+            if cacheable:
+                if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
+                    _KEY_VALUES.clear()
+                _KEY_VALUES[(key, type(value), value)] = entry
+        out.append(entry)
+    return b"".join(out)
+
+
+def _span(s: LightSpan) -> bytes:
+    parts = [
+        b"\x0a\x10",
+        s.trace_id.to_bytes(16, "big"),
+        b"\x12\x08",
+        s.span_id.to_bytes(8, "big"),
+    ]
+    if s.parent_span_id is not None:
+        parts += (b"\x22\x08", s.parent_span_id.to_bytes(8, "big"))
+    parts += (
+        _field(b"\x2a", s.name.encode()),
+        b"\x30",
+        _ONE_BYTE[_KIND[s.kind]],
+        b"\x39",
+        _PACK_FIXED64(s.start_time),
+        b"\x41",
+        _PACK_FIXED64(s.end_time or 0),
+    )
+    if s.attributes:
+        parts.append(_attributes(b"\x4a", s.attributes))
+    for name, attrs, ts in s.events:
+        parts.append(
+            _field(b"\x5a", b"\x09" + _PACK_FIXED64(ts) + _field(b"\x12", name.encode()) + _attributes(b"\x1a", attrs))
+        )
+    status = b""
+    if s.status_description:
+        status += _field(b"\x12", s.status_description.encode())
+    if s.status_code is not StatusCode.UNSET:
+        status += b"\x18" + _ONE_BYTE[s.status_code.value]
+    parts.append(_field(b"\x7a", status))
+    parts += (b"\x85\x01", _PACK_FIXED32(_HAS_IS_REMOTE | _IS_REMOTE if s.parent_is_remote else _HAS_IS_REMOTE))
+    return _field(b"\x12", b"".join(parts))  # ScopeSpans.spans
 
 
 class SpanEncoder:
     """Builds ``ExportTraceServiceRequest`` messages for spans of one resource and scope."""
 
     def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
-        self._resource = _encode_resource(resource)
-        self._resource_schema_url = resource.schema_url
-        self._scope = _encode_instrumentation_scope(scope)
-        self._scope_schema_url = scope.schema_url
+        self._resource_field = _field(b"\x0a", _encode_resource(resource).SerializeToString())
+        self._resource_schema_field = _field(b"\x1a", resource.schema_url.encode()) if resource.schema_url else b""
+        self._scope_field = _field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString())
+        self._scope_schema_field = _field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
 
     def encode(self, spans: Sequence[LightSpan]) -> ExportTraceServiceRequest:
-        request = ExportTraceServiceRequest()
-        resource_spans = request.resource_spans.add()
-        resource_spans.resource.CopyFrom(self._resource)
-        if self._resource_schema_url:
-            resource_spans.schema_url = self._resource_schema_url
-        scope_spans = resource_spans.scope_spans.add()
-        scope_spans.scope.CopyFrom(self._scope)
-        if self._scope_schema_url:
-            scope_spans.schema_url = self._scope_schema_url
-        add = scope_spans.spans.add
-        for s in spans:
-            pb = add(
-                trace_id=s.trace_id.to_bytes(16, "big"),
-                span_id=s.span_id.to_bytes(8, "big"),
-                name=s.name,
-                kind=_KIND[s.kind],
-                start_time_unix_nano=s.start_time,
-                end_time_unix_nano=s.end_time,
-                flags=_HAS_IS_REMOTE | _IS_REMOTE if s.parent_is_remote else _HAS_IS_REMOTE,
-            )
-            if s.parent_span_id is not None:
-                pb.parent_span_id = s.parent_span_id.to_bytes(8, "big")
-            if s.attributes:
-                _set_attributes(pb.attributes, s.attributes)
-            for name, attrs, ts in s.events:
-                event = pb.events.add(name=name, time_unix_nano=ts)
-                _set_attributes(event.attributes, attrs)
-            status = pb.status
-            status.SetInParent()
-            if s.status_code is not StatusCode.UNSET:
-                status.code = s.status_code.value
-            if s.status_description:
-                status.message = s.status_description
+        scope_spans = self._scope_field + b"".join(_span(s) for s in spans) + self._scope_schema_field
+        resource_spans = self._resource_field + _field(b"\x12", scope_spans) + self._resource_schema_field
+        request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(_field(b"\x0a", resource_spans))
         return request

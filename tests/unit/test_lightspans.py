@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -211,3 +212,25 @@ async def test_without_span_exporters_runs_still_get_trace_ids() -> None:
         telemetry.shutdown()
     assert first.trace_id and second.trace_id and first.trace_id != second.trace_id
     assert len(first.trace_id) == 32 and first.span_id is not None and len(first.span_id) == 16
+
+
+def test_unsupported_attribute_values_are_dropped_with_a_warning_and_the_rest_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ended: list[LightSpan] = []
+    span = LightTracer(ended.append).start_span("s", attributes={"a": "x", "n": -3, "bad": {"k": 1}})
+    span.set_attribute("big", 2**40)
+    span.set_attribute("weird", [object()])
+    span.end()
+    span2 = LightTracer(ended.append).start_span("t", attributes={"a": "x", "n": -3})  # cached pairs again
+    span2.end()
+    with caplog.at_level(logging.WARNING):
+        request = SpanEncoder(RESOURCE, SCOPE).encode(ended)
+    first, second = request.resource_spans[0].scope_spans[0].spans
+
+    def plain(span: Any) -> dict[str, Any]:
+        return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in span.attributes}
+
+    assert plain(first) == {"a": "x", "n": -3, "big": 2**40}
+    assert plain(second) == {"a": "x", "n": -3}
+    assert "span attribute bad dropped" in caplog.text and "span attribute weird dropped" in caplog.text
