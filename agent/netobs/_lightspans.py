@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import random
-import struct
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +35,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 from opentelemetry.util._decorator import _agnosticcontextmanager
+
+from netobs._protowire import ONE_BYTE, PACK_FIXED32, PACK_FIXED64, attributes, field
 
 log = logging.getLogger(__name__)
 
@@ -224,71 +225,8 @@ class LightTracer(trace.Tracer):
 # -- protobuf wire encoding ---------------------------------------------------------------------------
 # The spans are written in the protobuf wire format here (the request is then parsed once, in C, into the
 # message the exporters send): building the same message field by field through the protobuf API cost
-# ~11 µs per span in the export thread, this ~4 µs. Field numbers are those of opentelemetry-proto's
-# trace.proto and common.proto; the test compares the result with the SDK's encoder.
-
-_U64 = 0xFFFF_FFFF_FFFF_FFFF
-_PACK_FIXED64 = struct.Struct("<Q").pack
-_PACK_DOUBLE = struct.Struct("<d").pack
-_PACK_FIXED32 = struct.Struct("<I").pack
-_ONE_BYTE = [bytes((i,)) for i in range(128)]
-
-
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return _ONE_BYTE[n]
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    """A length-delimited field: tag, length, payload."""
-    return tag + _varint(len(payload)) + payload
-
-
-def _any_value(value: Any) -> bytes:
-    """An AnyValue message; TypeError for what an attribute cannot hold."""
-    if isinstance(value, str):
-        return _field(b"\x0a", value.encode())
-    if isinstance(value, bool):
-        return b"\x10\x01" if value else b"\x10\x00"
-    if isinstance(value, int):
-        return b"\x18" + _varint(value & _U64)
-    if isinstance(value, float):
-        return b"\x21" + _PACK_DOUBLE(value)
-    if isinstance(value, bytes):
-        return _field(b"\x3a", value)
-    if isinstance(value, Sequence):
-        return _field(b"\x2a", b"".join(_field(b"\x0a", _any_value(v)) for v in value))
-    raise TypeError(f"unsupported attribute value {value!r}")
-
-
-_KEY_VALUES: dict[tuple[str, type, Any], bytes] = {}
-_KEY_VALUES_MAX = 65_536
-
-
-def _attributes(tag: bytes, attributes: Mapping[str, Any]) -> bytes:
-    """The repeated KeyValue field ``tag``; common (key, scalar value) pairs are encoded once."""
-    out = []
-    for key, value in attributes.items():
-        cacheable = type(value) in (str, int, bool)
-        entry = _KEY_VALUES.get((key, type(value), value)) if cacheable else None
-        if entry is None:
-            try:
-                entry = _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
-            except TypeError:
-                log.warning("span attribute %s dropped: unsupported value %r", key, value)
-                continue
-            if cacheable:
-                if len(_KEY_VALUES) >= _KEY_VALUES_MAX:
-                    _KEY_VALUES.clear()
-                _KEY_VALUES[(key, type(value), value)] = entry
-        out.append(entry)
-    return b"".join(out)
+# ~10 µs per span in the export thread, this ~4.6 µs. Field numbers are those of opentelemetry-proto's
+# trace.proto; the test compares the result with the SDK's encoder.
 
 
 def _span(s: LightSpan) -> bytes:
@@ -301,41 +239,47 @@ def _span(s: LightSpan) -> bytes:
     if s.parent_span_id is not None:
         parts += (b"\x22\x08", s.parent_span_id.to_bytes(8, "big"))
     parts += (
-        _field(b"\x2a", s.name.encode()),
+        field(b"\x2a", s.name.encode()),
         b"\x30",
-        _ONE_BYTE[_KIND[s.kind]],
+        ONE_BYTE[_KIND[s.kind]],
         b"\x39",
-        _PACK_FIXED64(s.start_time),
+        PACK_FIXED64(s.start_time),
         b"\x41",
-        _PACK_FIXED64(s.end_time or 0),
+        PACK_FIXED64(s.end_time or 0),
     )
     if s.attributes:
-        parts.append(_attributes(b"\x4a", s.attributes))
+        parts.append(attributes(b"\x4a", s.attributes, "span attribute"))
     for name, attrs, ts in s.events:
         parts.append(
-            _field(b"\x5a", b"\x09" + _PACK_FIXED64(ts) + _field(b"\x12", name.encode()) + _attributes(b"\x1a", attrs))
+            field(
+                b"\x5a",
+                b"\x09"
+                + PACK_FIXED64(ts)
+                + field(b"\x12", name.encode())
+                + attributes(b"\x1a", attrs, "span attribute"),
+            )
         )
     status = b""
     if s.status_description:
-        status += _field(b"\x12", s.status_description.encode())
+        status += field(b"\x12", s.status_description.encode())
     if s.status_code is not StatusCode.UNSET:
-        status += b"\x18" + _ONE_BYTE[s.status_code.value]
-    parts.append(_field(b"\x7a", status))
-    parts += (b"\x85\x01", _PACK_FIXED32(_HAS_IS_REMOTE | _IS_REMOTE if s.parent_is_remote else _HAS_IS_REMOTE))
-    return _field(b"\x12", b"".join(parts))  # ScopeSpans.spans
+        status += b"\x18" + ONE_BYTE[s.status_code.value]
+    parts.append(field(b"\x7a", status))
+    parts += (b"\x85\x01", PACK_FIXED32(_HAS_IS_REMOTE | _IS_REMOTE if s.parent_is_remote else _HAS_IS_REMOTE))
+    return field(b"\x12", b"".join(parts))  # ScopeSpans.spans
 
 
 class SpanEncoder:
     """Builds ``ExportTraceServiceRequest`` messages for spans of one resource and scope."""
 
     def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
-        self._resource_field = _field(b"\x0a", _encode_resource(resource).SerializeToString())
-        self._resource_schema_field = _field(b"\x1a", resource.schema_url.encode()) if resource.schema_url else b""
-        self._scope_field = _field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString())
-        self._scope_schema_field = _field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
+        self._resource_field = field(b"\x0a", _encode_resource(resource).SerializeToString())
+        self._resource_schema_field = field(b"\x1a", resource.schema_url.encode()) if resource.schema_url else b""
+        self._scope_field = field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString())
+        self._scope_schema_field = field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
 
     def encode(self, spans: Sequence[LightSpan]) -> ExportTraceServiceRequest:
         scope_spans = self._scope_field + b"".join(_span(s) for s in spans) + self._scope_schema_field
-        resource_spans = self._resource_field + _field(b"\x12", scope_spans) + self._resource_schema_field
-        request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(_field(b"\x0a", resource_spans))
+        resource_spans = self._resource_field + field(b"\x12", scope_spans) + self._resource_schema_field
+        request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(field(b"\x0a", resource_spans))
         return request
