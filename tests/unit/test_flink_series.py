@@ -13,12 +13,18 @@ from netobs_flink.detect.alert import AlertEvent
 from netobs_flink.detect.availability import Change
 from netobs_flink.detect.latency import LatencyConfig
 from netobs_flink.series import (
+    FIELD_SEP,
+    LINE_FIELDS,
+    LINE_SEP,
     DetectorConfigs,
     Heartbeat,
     SeriesState,
     WindowSummary,
+    WriteBehindSeries,
     configs_from_dict,
     configs_to_dict,
+    parse_batch,
+    parse_line,
     process_window,
 )
 
@@ -151,3 +157,148 @@ def test_alertmanager_client_transport_failure() -> None:
     event = AlertEvent("target_outage", "resolved", "critical", T0, T0, {"target": "t"}, {})
     with pytest.raises(AlertmanagerError, match="refused"):
         AlertmanagerClient("http://127.0.0.1:1", post=post).send([event], now_ms=T0)
+
+
+def _line(**overrides: str) -> str:
+    fields = {name: "" for name in LINE_FIELDS}
+    fields.update(
+        agent_id="agent-fra",
+        pop="fra",
+        check_name="web",
+        check_type="http",
+        target="t.test",
+        first_ms=str(T0),
+        last_ms=str(T0 + 400),
+        n="2",
+        failures="1",
+        last_success="FALSE",
+        total_ms="20.5",
+        connect_ms="6.0",
+        ttfb_ms="1.45E1",
+        trace_id="tr",
+        failed_trace_id="tf",
+    )
+    fields.update(overrides)
+    return FIELD_SEP.join(fields[name] for name in LINE_FIELDS)
+
+
+def test_a_window_line_parses_to_its_summary() -> None:
+    w = parse_line(_line())
+    assert w == WindowSummary(
+        agent_id="agent-fra",
+        pop="fra",
+        check_name="web",
+        check_type="http",
+        target="t.test",
+        first_ms=T0,
+        last_ms=T0 + 400,
+        count=2,
+        failures=1,
+        last_success=False,
+        total_ms=20.5,
+        phases_ms={"connect": 6.0, "ttfb": 14.5},
+        trace_id="tr",
+        failed_trace_id="tf",
+    )
+    icmp = parse_line(_line(check_type="icmp", loss_ratio="0.25", last_success="TRUE", total_ms="", connect_ms=""))
+    assert (icmp.loss_ratio, icmp.last_success, icmp.total_ms, icmp.phases_ms) == (0.25, True, None, {"ttfb": 14.5})
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (_line() + FIELD_SEP + "extra", "has 25 fields, expected 24"),
+        ("", "has 1 fields"),
+        (_line(target=""), "without agent_id, check_name or target"),
+        (_line(n="two"), "bad number"),
+        (_line(total_ms="fast"), "bad number"),
+    ],
+)
+def test_a_malformed_window_line_is_a_clear_error(line: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_line(line)
+
+
+def test_a_batch_skips_its_malformed_lines_and_keeps_the_rest() -> None:
+    errors: list[ValueError] = []
+    batch = [_line(target="a.test"), "garbage", None, _line(target="b.test"), _line() + LINE_SEP + _line()]
+    assert [w.target for w in parse_batch(batch, errors.append)] == ["a.test", "b.test"]
+    assert [str(e)[:40] for e in errors] == [
+        "window line has 1 fields, expected 24: '",
+        "window line is NULL",
+        "window line has 47 fields, expected 24: ",
+    ]
+
+
+class PickledStore:
+    """What Flink MapState does with a PICKLED_BYTE_ARRAY value: bytes in, a new object out."""
+
+    def __init__(self, data: dict[str, bytes] | None = None) -> None:
+        self.data = dict(data or {})
+        self.puts = 0
+
+    def get(self, key: str) -> SeriesState | None:
+        raw = self.data.get(key)
+        return None if raw is None else pickle.loads(raw)
+
+    def put(self, key: str, state: SeriesState) -> None:
+        self.puts += 1
+        self.data[key] = pickle.dumps(state)
+
+
+def test_write_behind_writes_with_every_output_and_every_n_windows() -> None:
+    store = PickledStore()
+    cache = WriteBehindSeries(store, CONFIGS, persist_every=10)
+    failing = {30, 31}
+    written = []
+    for i in range(60):
+        w = window(i, failures=1, last_success=False, total_ms=None) if i in failing else window(i)
+        before = store.puts
+        cache.process(w)
+        if store.puts > before:
+            written.append(i)
+    # heartbeat at 0, suspect at 30, down at 31, up at 33; 10 windows after the last write otherwise
+    assert written == [0, 10, 20, 30, 31, 33, 43, 53]
+    assert pickle.loads(store.data["agent-fra|web|t.test"]).availability.down is False
+
+
+def _alerts_through_restart(windows: list[WindowSummary], crash_after: int | None) -> list[str]:
+    """Alert event ids sent when the job checkpoints after ``crash_after`` windows, dies a few windows
+    later (what it sent after the checkpoint is rolled back, like the transactional Kafka sink), and a
+    new job restores the checkpoint and gets the windows after it again."""
+    store = PickledStore()
+    cache = WriteBehindSeries(store, CONFIGS, persist_every=8)
+    sent: list[str] = []
+    for i, w in enumerate(windows):
+        if i == crash_after:
+            checkpoint, committed = dict(store.data), list(sent)
+            for extra in windows[i : i + 5]:  # processed, then lost with the crash
+                cache.process(extra)
+            store, sent = PickledStore(checkpoint), committed
+            cache = WriteBehindSeries(store, CONFIGS, persist_every=8)
+        alerts, _ = cache.process(w)
+        sent += [a.event_id for a in alerts]
+    return sent
+
+
+def test_a_restart_neither_loses_nor_repeats_alerts() -> None:
+    windows = [window(i) for i in range(100)]
+    windows += [window(i, total_ms=130.0) for i in range(100, 110)]
+    windows += [window(i) for i in range(110, 140)]
+    whole = _alerts_through_restart(windows, None)
+    assert len(whole) == 2  # the latency shift fires and resolves
+    for crash_after in (95, 101, 104, 108, 112, 120):
+        got = _alerts_through_restart(windows, crash_after)
+        assert len(got) == len(set(got)), f"repeated after a crash at {crash_after}"
+        assert [e.split(":")[1] for e in got] == ["firing", "resolved"], f"crash at {crash_after}"
+        assert got[0] == whole[0] or crash_after < 102, "a firing sent before the checkpoint is kept"
+
+
+def test_write_behind_evicts_the_oldest_series_after_saving_it() -> None:
+    store = PickledStore()
+    cache = WriteBehindSeries(store, CONFIGS, persist_every=100, max_series=2)
+    for target in ("a", "b", "c"):
+        for i in range(3):
+            cache.process(window(i, target=target))
+    assert list(cache.live) == ["agent-fra|web|b", "agent-fra|web|c"]
+    assert pickle.loads(store.data["agent-fra|web|a"]).availability.last_ms == T0 + 2000

@@ -5,18 +5,21 @@
 
 Only import this inside the Flink virtualenv. Dataflow (per-record work stays in the JVM):
 
-    Kafka netobs.results ─┬─ SQL json source ─ valid ─ TUMBLE(window_s) per series ─┐ (JVM)
-                          │                                                         ▼
-                          │                        Python: series detectors (keyed state) ──┬─ alerts
-                          │                                     │ up/down changes           │
-                          │                        Python: cross-POP correlator (one key) ──┤
-                          │                                                                  ▼
+    Kafka netobs.results ─┬─ SQL json source ─ valid ─ TUMBLE(window_s) per series ─ one text line ─┐ (JVM)
+                          │       lines joined per (shard, window): TUMBLE on window_time, LISTAGG ─┤
+                          │                                                                         ▼
+                          │            Python, keyed by shard: per-series detectors (live states,  ──┬─ alerts
+                          │            MapState written behind) │ lists of up/down changes         │
+                          │                        Python: cross-POP correlator (one key) ──────────┤
+                          │                                                                          ▼
                           │                        Kafka netobs.alerts (exactly-once)  +  Alertmanager
                           │                        (POST /api/v2/alerts, re-sent while firing)
                           └─ SQL raw source ─ Java check (one parse) ─┬─ invalid ─ Kafka netobs.deadletter
                                                                       └─ valid ─ dedup result_id ─ FileSink
                                              <lake>/date=YYYY-MM-DD/hour=HH/part-*.jsonl (on checkpoints)
 
+Python is called once per (shard, window) with the lines of many series (``--shards``, default 64), not
+once per series: per-call overhead (row conversion, state access through PEMJA) is paid per batch.
 The Python functions run inside the JVM by default (``--python-mode thread``, PEMJA: no Beam worker
 processes, no row transfer over gRPC); ``--python-mode process`` runs them in Beam worker processes.
 
@@ -53,7 +56,7 @@ from pyflink.datastream import (
 )
 from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
 from pyflink.datastream.connectors.kafka import DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import MapState, MapStateDescriptor, ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
@@ -63,14 +66,18 @@ from netobs_flink.detect.availability import Change, Correlator, CorrelatorState
 from netobs_flink.detect.latency import LatencyConfig
 from netobs_flink.record import required_spec, source_columns_sql
 from netobs_flink.series import (
+    FIELD_SEP,
+    LINE_FIELDS,
+    LINE_SEP,
     PHASES,
+    TEXT_FIELDS,
     DetectorConfigs,
     Heartbeat,
     SeriesState,
-    WindowSummary,
+    WriteBehindSeries,
     configs_from_dict,
     configs_to_dict,
-    process_window,
+    parse_batch,
 )
 
 log = logging.getLogger("netobs_flink.job")
@@ -99,79 +106,105 @@ class JobConfig:
     detectors: DetectorConfigs = field(default_factory=DetectorConfigs)
     job_name: str = "netobs-detect"
     python_mode: str = "thread"  # thread (inside the JVM, PEMJA) | process (Beam worker processes)
+    shards: int = 64  # series batches per window: one Python call per (shard, window)
+    persist_every: int = 16  # windows a series (lists the correlator) may go without writing its state
 
 
 # -- Python functions (they run in the Python workers) ---------------------------------------------
 
 
-def _summary(value: Row) -> WindowSummary:
-    row = value.as_dict()  # Row looks a name up by a linear search of its field names
-    phases = {p: float(v) for p in PHASES if (v := row[f"{p}_ms"]) is not None}
-    return WindowSummary(
-        agent_id=row["agent_id"],
-        pop=row["pop"] or "",
-        check_name=row["check_name"],
-        check_type=row["check_type"] or "",
-        target=row["target"],
-        first_ms=int(row["first_ms"]),
-        last_ms=int(row["last_ms"]),
-        count=int(row["n"]),
-        failures=int(row["failures"]),
-        last_success=bool(row["last_success"]),
-        total_ms=None if row["total_ms"] is None else float(row["total_ms"]),
-        phases_ms=phases,
-        loss_ratio=None if row["loss_ratio"] is None else float(row["loss_ratio"]),
-        path_hash=row["path_hash"],
-        path_rtt_ms=None if row["path_rtt_ms"] is None else float(row["path_rtt_ms"]),
-        cert_expiry_days=None if row["cert_expiry_days"] is None else float(row["cert_expiry_days"]),
-        cert_subject=row["cert_subject"],
-        error_type=row["error_type"],
-        trace_id=row["trace_id"],
-        failed_trace_id=row["failed_trace_id"],
-    )
-
-
 CORRELATE = OutputTag("correlate", Types.PICKLED_BYTE_ARRAY())
 
 
-class SeriesFunction(KeyedProcessFunction):  # type: ignore[misc]
-    """Keyed by series; runs :func:`netobs_flink.series.process_window` on each window summary."""
+class _MapStore:
+    """:class:`netobs_flink.series.SeriesStore` over the MapState of the current key (shard)."""
 
-    def __init__(self, configs: DetectorConfigs) -> None:
+    def __init__(self, state: MapState) -> None:
+        self.state = state
+
+    def get(self, key: str) -> SeriesState | None:
+        value: SeriesState | None = self.state.get(key)
+        return value
+
+    def put(self, key: str, state: SeriesState) -> None:
+        self.state.put(key, state)
+
+
+class SeriesBatchFunction(KeyedProcessFunction):  # type: ignore[misc]
+    """Keyed by shard; each element is one (shard, window) batch of window lines, many series.
+
+    Per series, :class:`netobs_flink.series.WriteBehindSeries` runs the detectors on a live state kept
+    in memory and writes it to MapState (series -> state) with every output and every ``persist_every``
+    windows; the correlator gets one list of changes and heartbeats per batch.
+    """
+
+    def __init__(self, configs: DetectorConfigs, persist_every: int) -> None:
         self.config_data = configs_to_dict(configs)  # plain data crosses to the workers
+        self.persist_every = persist_every
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.configs = configs_from_dict(self.config_data)
-        self.state = runtime_context.get_state(ValueStateDescriptor("series", Types.PICKLED_BYTE_ARRAY()))
+        state = runtime_context.get_map_state(MapStateDescriptor("series", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
+        self.store = _MapStore(state)
+        self.shards: dict[int, WriteBehindSeries] = {}  # MapState is per key: one cache per shard
+        self.bad_lines = 0
+
+    def _bad_line(self, exc: ValueError) -> None:
+        self.bad_lines += 1
+        if self.bad_lines <= 10 or self.bad_lines % 10000 == 0:
+            log.warning("skipped a window line (%d so far): %s", self.bad_lines, exc)
 
     def process_element(self, value: Row, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
-        state = self.state.value() or SeriesState()
-        alerts, outputs = process_window(state, _summary(value), self.configs)
-        self.state.update(state)
-        for alert in alerts:
-            yield alert.to_json()
-        for item in outputs:
-            yield CORRELATE, item
+        shard = int(value[0])
+        cache = self.shards.get(shard)
+        if cache is None:
+            cache = self.shards[shard] = WriteBehindSeries(self.store, self.configs, self.persist_every)
+        to_correlator: list[Change | Heartbeat] = []
+        for summary in parse_batch((value[1] or "").split(LINE_SEP), self._bad_line):
+            alerts, outputs = cache.process(summary)
+            for alert in alerts:
+                yield alert.to_json()
+            to_correlator += outputs
+        if to_correlator:
+            yield CORRELATE, to_correlator
 
 
 class CorrelatorFunction(KeyedProcessFunction):  # type: ignore[misc]
-    """One key: the cross-POP view (target outage / POP issue / local failure)."""
+    """One key: the cross-POP view (target outage / POP issue / local failure).
 
-    def __init__(self, configs: DetectorConfigs) -> None:
+    Each element is the list of changes and heartbeats of one batch. The correlator lives in memory and is
+    written to state after every list with a change or a new member in it (so a restored correlator
+    knows every change the series states claim to have sent, and every member), and otherwise every
+    ``persist_every`` lists: a restore may only find some members' last-seen times older than they were,
+    which matters only at the edge of ``member_ttl_s`` (15 min; heartbeats come every minute).
+    """
+
+    def __init__(self, configs: DetectorConfigs, persist_every: int) -> None:
         self.config_data = configs_to_dict(configs)
+        self.persist_every = persist_every
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.configs = configs_from_dict(self.config_data)
         self.state = runtime_context.get_state(ValueStateDescriptor("correlator", Types.PICKLED_BYTE_ARRAY()))
+        self.correlator: Correlator | None = None
+        self.unsaved = 0
 
-    def process_element(self, value: Change | Heartbeat, ctx: KeyedProcessFunction.Context) -> Iterable[str]:
-        correlator = Correlator(self.configs.availability, self.state.value() or CorrelatorState())
+    def process_element(self, value: list[Change | Heartbeat], ctx: KeyedProcessFunction.Context) -> Iterable[str]:
+        if self.correlator is None:
+            self.correlator = Correlator(self.configs.availability, self.state.value() or CorrelatorState())
+        correlator = self.correlator
         events: list[AlertEvent] = []
-        if isinstance(value, Heartbeat):
-            correlator.seen(value.pop, value.check, value.target, value.at_ms)
-        else:
-            events = correlator.apply(value)
-        self.state.update(correlator.state)
+        must_save = False
+        for item in value:
+            if isinstance(item, Heartbeat):
+                must_save |= correlator.seen(item.pop, item.check, item.target, item.at_ms)
+            else:
+                events += correlator.apply(item)
+                must_save = True
+        self.unsaved += 1
+        if must_save or self.unsaved >= self.persist_every:
+            self.state.update(correlator.state)
+            self.unsaved = 0
         for event in events:
             yield event.to_json()
 
@@ -266,7 +299,8 @@ def _kafka_options(cfg: JobConfig, group_suffix: str) -> str:
 
 
 def window_sql(cfg: JobConfig) -> str:
-    """The JVM pre-aggregation: one row per (series, tumbling window)."""
+    """The JVM pre-aggregation: one row per (series, tumbling window), the window's summary as one line
+    (:data:`netobs_flink.series.LINE_FIELDS`), and the shard of the series."""
     phase_cols = ",\n  ".join(f"AVG(CASE WHEN `success` THEN `phases_ms`['{p}'] END) AS `{p}_ms`" for p in PHASES)
     return f"""
 SELECT `agent_id`, `pop`, `check_name`, `check_type`, `target`,
@@ -282,9 +316,42 @@ SELECT `agent_id`, `pop`, `check_name`, `check_type`, `target`,
   LAST_VALUE(COALESCE(`http`.`tls`.`cert_subject`, `tcp`.`tls`.`cert_subject`)) AS `cert_subject`,
   LAST_VALUE(`error_type`) AS `error_type`,
   LAST_VALUE(`trace_id`) AS `trace_id`,
-  LAST_VALUE(CASE WHEN NOT `success` THEN `trace_id` END) AS `failed_trace_id`
+  LAST_VALUE(CASE WHEN NOT `success` THEN `trace_id` END) AS `failed_trace_id`,
+  `window_time`
 FROM TABLE(TUMBLE(TABLE `results_valid`, DESCRIPTOR(`ts`), INTERVAL '{cfg.window_s}' SECOND))
-GROUP BY `agent_id`, `pop`, `check_name`, `check_type`, `target`, `window_start`, `window_end`
+GROUP BY `agent_id`, `pop`, `check_name`, `check_type`, `target`, `window_start`, `window_end`, `window_time`
+"""
+
+
+def _line_sql() -> str:
+    """SQL of one window line: the fields as text joined by FIELD_SEP ('' for NULL; the separators are
+    replaced inside text fields, so a field can never split a line)."""
+    parts = []
+    for name in LINE_FIELDS:
+        text = f"CAST(`{name}` AS STRING)"
+        if name in TEXT_FIELDS:
+            text = f"REPLACE(REPLACE(`{name}`, '{FIELD_SEP}', ' '), '{LINE_SEP}', ' ')"
+        parts.append(f"COALESCE({text}, '')")
+    return f"CONCAT_WS('{FIELD_SEP}', {', '.join(parts)})"
+
+
+def batch_sql(cfg: JobConfig) -> str:
+    """One row per (shard, window): the lines of the shard's series in that window, joined by LINE_SEP.
+    ARRAY_AGG then ARRAY_JOIN, not LISTAGG: LISTAGG copies the text accumulated so far for every line it
+    adds (quadratic; 10% of the JVM's samples with 300 lines a batch). A second tumbling window on the
+    first one's ``window_time`` closes at the same watermark."""
+    return f"""
+SELECT `shard`, ARRAY_JOIN(ARRAY_AGG(`line`), '{LINE_SEP}') AS `lines`
+FROM TABLE(TUMBLE(TABLE `series_lines`, DESCRIPTOR(`rowtime`), INTERVAL '{cfg.window_s}' SECOND))
+GROUP BY `shard`, `window_start`, `window_end`
+"""
+
+
+def series_lines_sql(cfg: JobConfig) -> str:
+    return f"""
+SELECT netobs_shard(CONCAT_WS('|', `agent_id`, `check_name`, `target`), {cfg.shards}) AS `shard`,
+  {_line_sql()} AS `line`, `window_time` AS `rowtime`
+FROM `series_windows`
 """
 
 
@@ -367,14 +434,19 @@ WITH ({_kafka_options(cfg, "raw")}, 'format' = 'raw')""")
         "deadletter-kafka"
     )
 
-    # Detection: JVM windows -> Python per series -> Python correlator.
-    windows = t_env.to_data_stream(t_env.sql_query(window_sql(cfg)))
-    series = _keyed_by_series(windows).process(SeriesFunction(cfg.detectors), output_type=Types.STRING())
-    series = series.name("series detectors").uid("series-detectors")
+    # Detection: JVM windows -> batches of many series per (shard, window) -> Python -> Python correlator.
+    t_env.create_java_temporary_system_function("netobs_shard", "io.netobs.flink.Shard")
+    t_env.create_temporary_view("series_windows", t_env.sql_query(window_sql(cfg)))
+    t_env.create_temporary_view("series_lines", t_env.sql_query(series_lines_sql(cfg)))
+    batches = t_env.to_data_stream(t_env.sql_query(batch_sql(cfg)))
+    series = _keyed_by_shard(batches).process(
+        SeriesBatchFunction(cfg.detectors, cfg.persist_every), output_type=Types.STRING()
+    )
+    series = series.name("series detectors").uid("series-detectors-batched")
     correlated = (
         series.get_side_output(CORRELATE)
         .key_by(lambda _: 0, key_type=Types.INT())
-        .process(CorrelatorFunction(cfg.detectors), output_type=Types.STRING())
+        .process(CorrelatorFunction(cfg.detectors, cfg.persist_every), output_type=Types.STRING())
         .name("cross-POP correlator")
         .uid("correlator")
     )
@@ -432,18 +504,18 @@ def _java_function(class_name: str) -> Any:
     return loader.loadClass(class_name).newInstance()
 
 
-def _keyed_by_series(windows: DataStream) -> KeyedStream:
-    """The window rows keyed by series, keyed in the JVM.
+def _keyed_by_shard(batches: DataStream) -> KeyedStream:
+    """The batch rows keyed by shard (field 0), keyed in the JVM.
 
     PyFlink's ``key_by`` runs the key function in Python: one more JVM -> Python -> JVM trip per row
     before the detectors. The Java map makes the same shape (Row(key, row), keyed on field 0).
     """
     gateway = get_gateway()
-    row_type = _from_java_type(windows._j_data_stream.getTransformation().getOutputType())
-    keyed_type = Types.ROW([Types.STRING(), row_type]).get_java_type_info()
-    with_key = windows._j_data_stream.map(_java_function("io.netobs.flink.SeriesKey"), keyed_type)
-    j_keyed = with_key.keyBy(gateway.jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info())
-    return KeyedStream(j_keyed, row_type, windows)
+    row_type = _from_java_type(batches._j_data_stream.getTransformation().getOutputType())
+    keyed_type = Types.ROW([Types.INT(), row_type]).get_java_type_info()
+    with_key = batches._j_data_stream.map(_java_function("io.netobs.flink.FirstFieldKey"), keyed_type)
+    j_keyed = with_key.keyBy(gateway.jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info())
+    return KeyedStream(j_keyed, row_type, batches)
 
 
 def _kafka_sink(cfg: JobConfig, topic: str, name: str) -> KafkaSink:
@@ -501,6 +573,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
         default=JobConfig.python_mode,
         help="Python functions in worker processes, or inside the JVM (PEMJA)",
     )
+    p.add_argument("--shards", type=int, default=JobConfig.shards, help="series batches per window")
+    p.add_argument(
+        "--persist-every",
+        type=int,
+        default=JobConfig.persist_every,
+        help="write a series' detector state at least every N windows (and with every alert or change)",
+    )
     p.add_argument("--jars", default=os.environ.get("NETOBS_FLINK_JARS", ""), help="folder of the connector jars")
     args = p.parse_args(argv)
     latency = replace(
@@ -528,7 +607,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
         resend_interval_s=args.resend_interval_s,
         detectors=replace(DetectorConfigs(), latency=latency),
         python_mode=args.python_mode,
+        shards=args.shards,
+        persist_every=args.persist_every,
     )
+    if cfg.shards < 1 or cfg.persist_every < 1:
+        p.error("--shards and --persist-every must be >= 1")
     if not args.jars:
         p.error("--jars (or NETOBS_FLINK_JARS) must name the folder with the connector jars")
     jars = sorted(str(j) for j in Path(args.jars).glob("*.jar"))

@@ -1,16 +1,21 @@
 """Per-series detection on window summaries: the pure logic the Flink job's keyed function runs.
 
-The job pre-aggregates results in the JVM (Flink SQL, tumbling event-time windows per series) and calls
-:func:`process_window` once per (series, window) with a :class:`WindowSummary`. Everything the series
-remembers is a :class:`SeriesState` (picklable, kept in Flink keyed state). Standard library only, so it
-is unit-tested without Flink.
+The job pre-aggregates results in the JVM (Flink SQL, tumbling event-time windows per series), encodes
+each (series, window) as one text line (:data:`LINE_FIELDS`) and collects the lines of many series into
+one batch per (shard, window), so Python is called once per batch, not once per series. :func:`parse_line`
+turns a line back into a :class:`WindowSummary`, and :func:`process_window` runs the detectors on it.
+Everything a series remembers is a :class:`SeriesState` (picklable, kept in Flink keyed state);
+:class:`WriteBehindSeries` keeps the live states in memory and writes them to that state only when it
+matters (see its docstring for why a restart neither loses nor repeats alerts). Standard library only, so
+it is unit-tested without Flink.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from netobs_flink.detect.alert import AlertEvent
 from netobs_flink.detect.availability import AvailabilityConfig, Change, SeriesAvailability
@@ -153,3 +158,162 @@ def process_window(
         state.last_heartbeat_ms = at
         outputs.append(Heartbeat(w.pop, w.check_name, w.target, at))
     return alerts, outputs
+
+
+# -- the JVM -> Python encoding of window summaries ---------------------------------------------------
+
+FIELD_SEP = "\x1f"  # ASCII unit separator, between the fields of one line
+LINE_SEP = "\x1e"  # ASCII record separator: never inside a line either (the SQL replaces both in text)
+# The fields of one line, in order (the job's SQL builds them with these names; '' is None).
+LINE_FIELDS: tuple[str, ...] = (
+    "agent_id",
+    "pop",
+    "check_name",
+    "check_type",
+    "target",
+    "first_ms",
+    "last_ms",
+    "n",
+    "failures",
+    "last_success",
+    "total_ms",
+    *(f"{p}_ms" for p in PHASES),
+    "loss_ratio",
+    "path_hash",
+    "path_rtt_ms",
+    "cert_expiry_days",
+    "cert_subject",
+    "error_type",
+    "trace_id",
+    "failed_trace_id",
+)
+TEXT_FIELDS = frozenset(
+    {"agent_id", "pop", "check_name", "check_type", "target", "path_hash", "cert_subject", "error_type", "trace_id"}
+    | {"failed_trace_id"}
+)
+
+
+def _float(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+def parse_line(line: str) -> WindowSummary:
+    """One line of a batch (fields joined by :data:`FIELD_SEP` in :data:`LINE_FIELDS` order) as a summary.
+
+    Raises ValueError naming what is wrong (field count, a number that is not one, a missing series id).
+    """
+    f = line.split(FIELD_SEP)
+    if len(f) != len(LINE_FIELDS):
+        raise ValueError(f"window line has {len(f)} fields, expected {len(LINE_FIELDS)}: {line[:120]!r}")
+    if not (f[0] and f[2] and f[4]):
+        raise ValueError(f"window line without agent_id, check_name or target: {line[:120]!r}")
+    try:
+        phases = {p: float(v) for p, v in zip(PHASES, f[11:16], strict=True) if v != ""}
+        return WindowSummary(
+            agent_id=f[0],
+            pop=f[1],
+            check_name=f[2],
+            check_type=f[3],
+            target=f[4],
+            first_ms=int(f[5]),
+            last_ms=int(f[6]),
+            count=int(f[7]),
+            failures=int(f[8]),
+            last_success=f[9].lower() == "true",
+            total_ms=_float(f[10]),
+            phases_ms=phases,
+            loss_ratio=_float(f[16]),
+            path_hash=f[17] or None,
+            path_rtt_ms=_float(f[18]),
+            cert_expiry_days=_float(f[19]),
+            cert_subject=f[20] or None,
+            error_type=f[21] or None,
+            trace_id=f[22] or None,
+            failed_trace_id=f[23] or None,
+        )
+    except ValueError as exc:
+        raise ValueError(f"window line with a bad number ({exc}): {line[:120]!r}") from exc
+
+
+def parse_batch(lines: Iterable[str | None], on_error: Callable[[ValueError], None]) -> list[WindowSummary]:
+    """The summaries of one batch of lines; a malformed line goes to ``on_error`` and the rest go on."""
+    out: list[WindowSummary] = []
+    for line in lines:
+        if line is None:
+            on_error(ValueError("window line is NULL"))
+            continue
+        try:
+            out.append(parse_line(line))
+        except ValueError as exc:
+            on_error(exc)
+    return out
+
+
+# -- series states kept in memory, written behind -------------------------------------------------------
+
+
+class SeriesStore(Protocol):
+    """Where series states persist (in the job: Flink MapState of the current shard, checkpointed)."""
+
+    def get(self, key: str) -> SeriesState | None: ...
+
+    def put(self, key: str, state: SeriesState) -> None: ...
+
+
+@dataclass
+class _Live:
+    state: SeriesState
+    unsaved: int = 0  # windows processed since the state was last written to the store
+
+
+class WriteBehindSeries:
+    """Live :class:`SeriesState` objects of the series of one shard, written to ``store`` behind.
+
+    Pickling a state into Flink state after every window cost more than the detectors themselves. Here a
+    state is written (1) in the same call as any output it produces (an alert transition, an up/down or
+    suspect change, a heartbeat), before that output leaves; (2) otherwise every ``persist_every``
+    windows; (3) when it is evicted (at most ``max_series`` live states).
+
+    Why a job restarted from a checkpoint neither loses nor repeats alerts: a checkpoint barrier passes
+    between two calls, so it holds every state written before it. Each output the job sent before the
+    barrier was written together with the state that produced it, so the restored state already knows
+    every transition and change it sent (a firing alert is restored firing and will resolve; none is
+    sent again), and the correlator's inputs are consistent with what the series states claim. What a
+    restore can miss is at most ``persist_every - 1`` windows per series that produced no output (their
+    input offsets are inside the checkpoint, so they are not replayed): a few samples of the latency
+    baselines and of the rate windows, i.e. an alert that is close to its threshold may fire or resolve
+    one window later or earlier after a restart, but no transition is lost or repeated.
+    """
+
+    def __init__(
+        self, store: SeriesStore, configs: DetectorConfigs, persist_every: int = 16, max_series: int = 200_000
+    ) -> None:
+        if persist_every < 1 or max_series < 1:
+            raise ValueError("persist_every and max_series must be >= 1")
+        self.store = store
+        self.configs = configs
+        self.persist_every = persist_every
+        self.max_series = max_series
+        self.live: dict[str, _Live] = {}
+
+    def process(self, w: WindowSummary) -> tuple[list[AlertEvent], list[Change | Heartbeat]]:
+        """:func:`process_window` on the series' live state; writes the state when the rules above say so."""
+        key = w.key
+        live = self.live.get(key)
+        if live is None:
+            live = _Live(self.store.get(key) or SeriesState())
+            self.live[key] = live
+            self._evict()
+        alerts, outputs = process_window(live.state, w, self.configs)
+        live.unsaved += 1
+        if alerts or outputs or live.unsaved >= self.persist_every:
+            self.store.put(key, live.state)
+            live.unsaved = 0
+        return alerts, outputs
+
+    def _evict(self) -> None:
+        while len(self.live) > self.max_series:
+            key = next(iter(self.live))  # the oldest loaded
+            live = self.live.pop(key)
+            if live.unsaved:
+                self.store.put(key, live.state)

@@ -137,10 +137,13 @@ class Correlator:
         self.config = config or AvailabilityConfig()
         self.state = state or CorrelatorState()
 
-    def seen(self, pop: str, check: str, target: str, at_ms: int) -> None:
-        """Record that ``pop`` reported on (check, target) at ``at_ms`` (membership for k of n)."""
+    def seen(self, pop: str, check: str, target: str, at_ms: int) -> bool:
+        """Record that ``pop`` reported on (check, target) at ``at_ms`` (membership for k of n); True if
+        ``pop`` was not a member of that target before."""
         pops = self.state.seen.setdefault((check, target), {})
+        new = pop not in pops
         pops[pop] = max(pops.get(pop, 0), at_ms)
+        return new
 
     def apply(self, change: Change) -> list[AlertEvent]:
         """Apply one up/down change; returns the alert transitions it causes (resolutions first)."""
