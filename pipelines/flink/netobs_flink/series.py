@@ -125,9 +125,10 @@ def process_window(
     for phase, value in series:
         if value is None:
             continue
-        detector = LatencyDetector(
-            configs.latency, {**labels, "phase": phase}, state.latency.setdefault(phase, LatencyState())
-        )
+        phase_state = state.latency.get(phase)
+        if phase_state is None:  # (setdefault would build a LatencyState on every call)
+            phase_state = state.latency[phase] = LatencyState()
+        detector = LatencyDetector(configs.latency, {**labels, "phase": phase}, phase_state)
         alerts += detector.observe(at, value, w.trace_id)
 
     if w.count > 0:
