@@ -85,6 +85,28 @@ def test_fill_statistics_rounds_and_counts() -> None:
     assert detail.rtt_stddev_ms == 0.5
 
 
+@pytest.mark.parametrize("rtt", [0.1234567, 12.0, None])
+def test_fill_statistics_of_one_packet_is_the_general_formula(rtt: float | None) -> None:
+    detail = IcmpResult(sent=0, received=0, loss_ratio=0.0, rtts_ms=[rtt])
+    fill_statistics(detail)
+    summary = rtt_summary([rtt])
+
+    def r3(x: float | None) -> float | None:
+        return None if x is None else round(x, 3)
+
+    assert (detail.sent, detail.received, detail.loss_ratio) == (
+        1,
+        0 if rtt is None else 1,
+        loss_ratio(1, 0 if rtt is None else 1),
+    )
+    assert (detail.rtt_min_ms, detail.rtt_avg_ms, detail.rtt_max_ms, detail.rtt_stddev_ms) == (
+        (None, None, None, None)
+        if summary is None
+        else tuple(r3(v) for v in (summary.min_ms, summary.avg_ms, summary.max_ms, summary.stddev_ms))
+    )
+    assert detail.jitter_ms is None and jitter_ms([rtt]) is None
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [

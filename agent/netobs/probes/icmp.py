@@ -76,6 +76,15 @@ def _round(value: float | None) -> float | None:
 
 def fill_statistics(detail: IcmpResult) -> None:
     """Set the summary fields of ``detail`` from its ``rtts_ms``."""
+    if len(detail.rtts_ms) == 1:  # the common single-packet run, without the general sums
+        rtt = detail.rtts_ms[0]
+        detail.sent = 1
+        detail.received = 0 if rtt is None else 1
+        detail.loss_ratio = 1.0 if rtt is None else 0.0
+        detail.rtt_min_ms = detail.rtt_avg_ms = detail.rtt_max_ms = None if rtt is None else round(rtt, 3)
+        detail.rtt_stddev_ms = None if rtt is None else 0.0
+        detail.jitter_ms = None
+        return
     detail.sent = len(detail.rtts_ms)
     detail.received = sum(1 for r in detail.rtts_ms if r is not None)
     detail.loss_ratio = round(loss_ratio(detail.sent, detail.received), 6)
@@ -158,6 +167,7 @@ class IcmpProbe:
     def __init__(self, resolver: Resolver | None = None, sockets: EchoSocketPool | None = None) -> None:
         self.resolver = resolver or SystemResolver()
         self.sockets = sockets or EchoSocketPool()
+        self._literals: dict[str, str | None] = {}  # target -> its IP when it is an address literal
 
     def close(self) -> None:
         """Close the shared sockets (they are reopened on the next run)."""
@@ -165,15 +175,20 @@ class IcmpProbe:
 
     async def run(self, ctx: ProbeContext) -> Outcome:
         check: IcmpCheck = ctx.check
-        host = ctx.target.removeprefix("[").removesuffix("]")
-        if is_ip_literal(host):
-            ip = host  # nothing to resolve, so no dns phase
+        literal = self._literals.get(ctx.target, "")
+        if literal == "":
+            host = ctx.target.removeprefix("[").removesuffix("]")
+            literal = host if is_ip_literal(host) else None
+            if len(self._literals) < 100_000:
+                self._literals[ctx.target] = literal
+        if literal is not None:
+            ip = literal  # nothing to resolve, so no dns phase
             wanted = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(check.ip_version)
             if wanted is not None and _family_of(ip) != wanted:
                 return Outcome.fail(ErrorType.RESOLVE, f"{ip} is not an IPv{check.ip_version} address")
         else:
             with ctx.phase("dns"):
-                ips = await self.resolver.resolve(host, check.ip_version)
+                ips = await self.resolver.resolve(ctx.target.removeprefix("[").removesuffix("]"), check.ip_version)
             ip = ips[0]
         ctx.resolved_ip = ip
         family = _family_of(ip)
