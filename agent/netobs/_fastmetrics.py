@@ -31,7 +31,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
     _encode_attributes,
@@ -154,9 +154,7 @@ class SummedHistogram:
                     start_time_unix_nano=series.start_ns,
                     explicit_bounds=self.bounds,
                 )
-            point = metrics_pb2.HistogramDataPoint()
-            point.CopyFrom(proto)
-            point.time_unix_nano = now_ns
+            point = _stamped(proto, now_ns)
             point.count = count
             point.sum = total
             point.bucket_counts.extend(counts)
@@ -221,9 +219,7 @@ class SummedCounter:
                 proto = series.proto = metrics_pb2.NumberDataPoint(
                     attributes=_encode_attributes(series.attributes), start_time_unix_nano=series.start_ns
                 )
-            point = metrics_pb2.NumberDataPoint()
-            point.CopyFrom(proto)
-            point.time_unix_nano = now_ns
+            point = _stamped(proto, now_ns)
             point.as_int = value
             out.append(point)
         return out
@@ -235,6 +231,15 @@ class SummedCounter:
 
 
 SummedInstrument = SummedHistogram | SummedCounter
+PointT = TypeVar("PointT", metrics_pb2.HistogramDataPoint, metrics_pb2.NumberDataPoint)
+
+
+def _stamped(proto: PointT, now_ns: int) -> PointT:
+    """A copy of a series' prototype data point (attributes, start time, bounds) at ``now_ns``."""
+    point = type(proto)()
+    point.CopyFrom(proto)
+    point.time_unix_nano = now_ns
+    return point
 
 
 class DirectMetricEncoder:

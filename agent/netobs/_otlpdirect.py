@@ -33,7 +33,53 @@ class RequestExporter(Protocol):
     def shutdown(self) -> None: ...
 
 
-class Batcher(Generic[T]):
+class _ExportThread:
+    """A daemon thread that exports on its own schedule (``_run``), on demand (``force_flush``) and a last
+    time at ``shutdown``; counts what was exported and what failed."""
+
+    def __init__(self, exporter: RequestExporter, name: str) -> None:
+        self._exporter = exporter
+        self._wake = threading.Event()
+        self._export_lock = threading.Lock()
+        self._stopped = False
+        self.exported = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def force_flush(self) -> bool:
+        """Export what there is now, on the caller's thread; True when every export succeeded."""
+        return self._flush()
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        self._flush()
+        self._exporter.shutdown()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> bool:
+        raise NotImplementedError
+
+    def _send(self, encode: Callable[[], Message], count: int) -> bool:
+        """Encode and export one request of ``count`` items; a failure is logged and counted, never raised."""
+        try:
+            sent = self._exporter.export_request(encode(), count)
+        except Exception:
+            log.exception("%s: exporting %d items failed", self._thread.name, count)
+            sent = False
+        if sent:
+            self.exported += count
+        else:
+            self.failed += count
+        return sent
+
+
+class Batcher(_ExportThread, Generic[T]):
     """Queues items and exports them in batches, encoded by ``encode``, from a thread of its own."""
 
     def __init__(
@@ -46,19 +92,13 @@ class Batcher(Generic[T]):
         max_export_batch_size: int = 2048,
         schedule_delay_s: float = 1.0,
     ) -> None:
+        super().__init__(exporter, name)
         self._encode = encode
-        self._exporter = exporter
         self._queue: collections.deque[T] = collections.deque(maxlen=max_queue_size)
         self._max_queue_size = max_queue_size
         self._batch_size = max_export_batch_size
         self._delay_s = schedule_delay_s
-        self._wake = threading.Event()
-        self._export_lock = threading.Lock()
-        self._stopped = False
         self.dropped = 0
-        self.exported = 0
-        self.failed = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def add(self, record: T) -> None:
@@ -70,26 +110,13 @@ class Batcher(Generic[T]):
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
-    def force_flush(self) -> bool:
-        """Export everything queued so far, on the caller's thread; True when every export succeeded."""
-        return self._export_queued()
-
-    def shutdown(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        self._wake.set()
-        self._thread.join(timeout=30)
-        self._export_queued()
-        self._exporter.shutdown()
-
     def _run(self) -> None:
         while not self._stopped:
             self._wake.wait(self._delay_s)
             self._wake.clear()
-            self._export_queued()
+            self._flush()
 
-    def _export_queued(self) -> bool:
+    def _flush(self) -> bool:
         ok = True
         with self._export_lock:
             while self._queue:
@@ -100,23 +127,11 @@ class Batcher(Generic[T]):
                         batch.append(popleft())
                 except IndexError:
                     pass
-                ok = self._export(batch) and ok
+                ok = self._send(lambda: self._encode(batch), len(batch)) and ok  # noqa: B023 - called at once
         return ok
 
-    def _export(self, batch: list[T]) -> bool:
-        try:
-            sent = self._exporter.export_request(self._encode(batch), len(batch))
-        except Exception:
-            log.exception("%s: exporting %d items failed", self._thread.name, len(batch))
-            sent = False
-        if sent:
-            self.exported += len(batch)
-        else:
-            self.failed += len(batch)
-        return sent
 
-
-class PeriodicExporter:
+class PeriodicExporter(_ExportThread):
     """Exports what ``encode(now_ns)`` returns (requests with their item counts) every ``interval_s``,
     from a thread of its own (the agent's summed metrics, see ``_fastmetrics.DirectMetricEncoder``)."""
 
@@ -127,35 +142,16 @@ class PeriodicExporter:
         name: str,
         interval_s: float,
     ) -> None:
+        super().__init__(exporter, name)
         self._encode = encode
-        self._exporter = exporter
         self._interval_s = interval_s
-        self._wake = threading.Event()
-        self._export_lock = threading.Lock()
-        self._stopped = False
-        self.exported = 0
-        self.failed = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-
-    def force_flush(self) -> bool:
-        """Export now, on the caller's thread; True when every request was accepted."""
-        return self._export()
-
-    def shutdown(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        self._wake.set()
-        self._thread.join(timeout=30)
-        self._export()
-        self._exporter.shutdown()
 
     def _run(self) -> None:
         while not self._wake.wait(self._interval_s):
-            self._export()
+            self._flush()
 
-    def _export(self) -> bool:
+    def _flush(self) -> bool:
         ok = True
         with self._export_lock:
             try:
@@ -164,16 +160,7 @@ class PeriodicExporter:
                 log.exception("%s: encoding failed", self._thread.name)
                 return False
             for request, count in requests:
-                try:
-                    sent = self._exporter.export_request(request, count)
-                except Exception:
-                    log.exception("%s: exporting %d items failed", self._thread.name, count)
-                    sent = False
-                if sent:
-                    self.exported += count
-                else:
-                    self.failed += count
-                ok = ok and sent
+                ok = self._send(lambda: request, count) and ok  # noqa: B023 - called at once
         return ok
 
 

@@ -18,7 +18,7 @@ from netobs._fastmetrics import DirectMetricEncoder, MetricMerger, SummedCounter
 from netobs.config import parse_config
 from netobs.telemetry import LATENCY_BUCKETS_S, Telemetry, TelemetryParts
 from tests.contract.exemplars import result_of_type
-from tests.unit.test_resultlogs import grpc_receiver, http_receiver
+from tests.unit.test_resultlogs import otlp_telemetry
 
 BOUNDS = (0.001, 0.01, 0.1, 1.0)
 SCOPE = InstrumentationScope("netobs.agent", "1")
@@ -221,13 +221,7 @@ def test_summed_counter_drops_negative_amounts_and_observes_sums() -> None:
 def test_otlp_receiver_gets_the_summed_metrics_and_the_sdk_ones(protocol: str) -> None:
     """Over OTLP the summed instruments go through the direct encoder, the SDK's through its reader: the
     receiver gets both, under the agent's resource and scope."""
-    receiver = grpc_receiver if protocol == "grpc" else http_receiver
-    with receiver("metrics") as (endpoint, received):
-        cfg = parse_config(
-            f"agent_id: ams-7\npop: ams\nexporter: {{endpoint: '{endpoint}', protocol: {protocol}, "
-            "export_interval_s: 300}\noutputs: {stdout_json: false}"
-        )
-        telemetry = Telemetry.from_config(cfg)
+    with otlp_telemetry(protocol, "metrics") as (telemetry, received):
         try:
             telemetry.record(result_of_type("icmp"))
             telemetry.record(result_of_type("icmp"))

@@ -22,7 +22,7 @@ from netobs.config import parse_config
 from netobs.probes.base import Outcome, ProbeContext
 from netobs.runner import Runner
 from netobs.telemetry import INSTRUMENTATION_SCOPE, Telemetry, build_resource
-from tests.unit.test_resultlogs import grpc_receiver, http_receiver
+from tests.unit.test_resultlogs import otlp_telemetry
 
 SCOPE = InstrumentationScope(INSTRUMENTATION_SCOPE, __version__)
 RESOURCE = build_resource(parse_config("agent_id: ams-7\npop: ams"))
@@ -171,13 +171,7 @@ class _Check:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 async def test_runs_arrive_at_an_otlp_receiver_as_a_root_and_phase_spans(protocol: str) -> None:
-    receiver = grpc_receiver if protocol == "grpc" else http_receiver
-    with receiver("traces") as (endpoint, received):
-        cfg = parse_config(
-            f"agent_id: ams-7\npop: ams\nexporter: {{endpoint: '{endpoint}', protocol: {protocol}, "
-            "export_interval_s: 300}\noutputs: {stdout_json: false}"
-        )
-        telemetry = Telemetry.from_config(cfg)
+    with otlp_telemetry(protocol, "traces") as (telemetry, received):
         assert isinstance(telemetry.tracer, LightTracer)
         runner = Runner("ams-7", "ams", {"tcp": _Traced()}, sinks=[telemetry.record], tracer=telemetry.tracer)
         try:

@@ -200,15 +200,22 @@ def http_receiver(signal: str = "logs") -> Iterator[tuple[str, list[bytes]]]:
         thread.join(5)
 
 
-@pytest.mark.parametrize("protocol", ["grpc", "http"])
-def test_otlp_receiver_gets_one_record_per_result_with_body_timestamp_attributes_resource(protocol: str) -> None:
+@contextlib.contextmanager
+def otlp_telemetry(protocol: str, signal: str) -> Iterator[tuple[Telemetry, list[bytes]]]:
+    """The agent's telemetry exporting over OTLP (``protocol``) to a receiver on loopback that keeps the
+    raw requests of ``signal``; read them after leaving the block (and shutting the telemetry down)."""
     receiver = grpc_receiver if protocol == "grpc" else http_receiver
-    with receiver() as (endpoint, received):
+    with receiver(signal) as (endpoint, received):
         cfg = parse_config(
             f"agent_id: ams-7\npop: ams\nexporter: {{endpoint: '{endpoint}', protocol: {protocol}, "
             "export_interval_s: 300}\noutputs: {stdout_json: false}"
         )
-        telemetry = Telemetry.from_config(cfg)
+        yield Telemetry.from_config(cfg), received
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_otlp_receiver_gets_one_record_per_result_with_body_timestamp_attributes_resource(protocol: str) -> None:
+    with otlp_telemetry(protocol, "logs") as (telemetry, received):
         results = [result_of_type("icmp"), result_of_type("dns")]
         results[1].result_id = "second"
         try:
