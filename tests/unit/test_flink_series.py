@@ -18,6 +18,7 @@ from netobs_flink.series import (
     LINE_SEP,
     DetectorConfigs,
     Heartbeat,
+    LiveBudget,
     SeriesState,
     WindowSummary,
     WriteBehindSeries,
@@ -296,9 +297,19 @@ def test_a_restart_neither_loses_nor_repeats_alerts() -> None:
 
 def test_write_behind_evicts_the_oldest_series_after_saving_it() -> None:
     store = PickledStore()
-    cache = WriteBehindSeries(store, CONFIGS, persist_every=100, max_series=2)
-    for target in ("a", "b", "c"):
+    budget = LiveBudget(max_series=3)
+    shard_a = WriteBehindSeries(store, CONFIGS, persist_every=100, budget=budget)
+    shard_b = WriteBehindSeries(store, CONFIGS, persist_every=100, budget=budget)
+    for cache, target in ((shard_a, "a"), (shard_a, "b"), (shard_b, "c"), (shard_b, "d"), (shard_b, "e")):
         for i in range(3):
             cache.process(window(i, target=target))
-    assert list(cache.live) == ["agent-fra|web|b", "agent-fra|web|c"]
-    assert pickle.loads(store.data["agent-fra|web|a"]).availability.last_ms == T0 + 2000
+    # The shared budget holds 3: the shard that loaded past it dropped its own oldest (c, then d).
+    assert (list(shard_a.live), list(shard_b.live), budget.count) == (
+        ["agent-fra|web|a", "agent-fra|web|b"],
+        ["agent-fra|web|e"],
+        3,
+    )
+    assert pickle.loads(store.data["agent-fra|web|c"]).availability.last_ms == T0 + 2000
+    assert shard_b.process(window(3, target="c")) == ([], [])  # reloaded where it was
+    assert shard_b.live["agent-fra|web|c"].state.availability is not None
+    assert shard_b.live["agent-fra|web|c"].state.availability.last_ms == T0 + 3000

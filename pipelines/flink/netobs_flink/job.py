@@ -73,6 +73,7 @@ from netobs_flink.series import (
     TEXT_FIELDS,
     DetectorConfigs,
     Heartbeat,
+    LiveBudget,
     SeriesState,
     WriteBehindSeries,
     configs_from_dict,
@@ -108,6 +109,7 @@ class JobConfig:
     python_mode: str = "thread"  # thread (inside the JVM, PEMJA) | process (Beam worker processes)
     shards: int = 64  # series batches per window: one Python call per (shard, window)
     persist_every: int = 16  # windows a series (lists the correlator) may go without writing its state
+    max_live_series: int = 50_000  # live detector states per subtask (~33 KB each), beyond: evicted
 
 
 # -- Python functions (they run in the Python workers) ---------------------------------------------
@@ -138,15 +140,17 @@ class SeriesBatchFunction(KeyedProcessFunction):  # type: ignore[misc]
     windows; the correlator gets one list of changes and heartbeats per batch.
     """
 
-    def __init__(self, configs: DetectorConfigs, persist_every: int) -> None:
+    def __init__(self, configs: DetectorConfigs, persist_every: int, max_live_series: int) -> None:
         self.config_data = configs_to_dict(configs)  # plain data crosses to the workers
         self.persist_every = persist_every
+        self.max_live_series = max_live_series
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.configs = configs_from_dict(self.config_data)
         state = runtime_context.get_map_state(MapStateDescriptor("series", Types.STRING(), Types.PICKLED_BYTE_ARRAY()))
         self.store = _MapStore(state)
         self.shards: dict[int, WriteBehindSeries] = {}  # MapState is per key: one cache per shard
+        self.budget = LiveBudget(self.max_live_series)  # shared by this subtask's shards
         self.bad_lines = 0
 
     def _bad_line(self, exc: ValueError) -> None:
@@ -158,7 +162,7 @@ class SeriesBatchFunction(KeyedProcessFunction):  # type: ignore[misc]
         shard = int(value[0])
         cache = self.shards.get(shard)
         if cache is None:
-            cache = self.shards[shard] = WriteBehindSeries(self.store, self.configs, self.persist_every)
+            cache = self.shards[shard] = WriteBehindSeries(self.store, self.configs, self.persist_every, self.budget)
         to_correlator: list[Change | Heartbeat] = []
         for summary in parse_batch((value[1] or "").split(LINE_SEP), self._bad_line):
             alerts, outputs = cache.process(summary)
@@ -440,7 +444,7 @@ WITH ({_kafka_options(cfg, "raw")}, 'format' = 'raw')""")
     t_env.create_temporary_view("series_lines", t_env.sql_query(series_lines_sql(cfg)))
     batches = t_env.to_data_stream(t_env.sql_query(batch_sql(cfg)))
     series = _keyed_by_shard(batches).process(
-        SeriesBatchFunction(cfg.detectors, cfg.persist_every), output_type=Types.STRING()
+        SeriesBatchFunction(cfg.detectors, cfg.persist_every, cfg.max_live_series), output_type=Types.STRING()
     )
     series = series.name("series detectors").uid("series-detectors-batched")
     correlated = (
@@ -580,6 +584,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
         default=JobConfig.persist_every,
         help="write a series' detector state at least every N windows (and with every alert or change)",
     )
+    p.add_argument(
+        "--max-live-series",
+        type=int,
+        default=JobConfig.max_live_series,
+        help="series states kept live in memory per subtask (~33 KB each); beyond, the oldest are evicted",
+    )
     p.add_argument("--jars", default=os.environ.get("NETOBS_FLINK_JARS", ""), help="folder of the connector jars")
     args = p.parse_args(argv)
     latency = replace(
@@ -609,9 +619,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
         python_mode=args.python_mode,
         shards=args.shards,
         persist_every=args.persist_every,
+        max_live_series=args.max_live_series,
     )
-    if cfg.shards < 1 or cfg.persist_every < 1:
-        p.error("--shards and --persist-every must be >= 1")
+    if cfg.shards < 1 or cfg.persist_every < 1 or cfg.max_live_series < 1:
+        p.error("--shards, --persist-every and --max-live-series must be >= 1")
     if not args.jars:
         p.error("--jars (or NETOBS_FLINK_JARS) must name the folder with the connector jars")
     jars = sorted(str(j) for j in Path(args.jars).glob("*.jar"))

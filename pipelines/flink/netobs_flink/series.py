@@ -268,13 +268,26 @@ class _Live:
     unsaved: int = 0  # windows processed since the state was last written to the store
 
 
+@dataclass
+class LiveBudget:
+    """How many live series states the caches sharing it (one per shard, in one subtask) may hold."""
+
+    max_series: int
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_series < 1:
+            raise ValueError("max_series must be >= 1")
+
+
 class WriteBehindSeries:
     """Live :class:`SeriesState` objects of the series of one shard, written to ``store`` behind.
 
     Pickling a state into Flink state after every window cost more than the detectors themselves. Here a
     state is written (1) in the same call as any output it produces (an alert transition, an up/down or
     suspect change, a heartbeat), before that output leaves; (2) otherwise every ``persist_every``
-    windows; (3) when it is evicted (at most ``max_series`` live states).
+    windows; (3) when it is evicted: when the caches sharing ``budget`` hold more than its ``max_series``
+    states, the one that loads a state drops its own oldest (a state is ~33 KB with a full rate window).
 
     Why a job restarted from a checkpoint neither loses nor repeats alerts: a checkpoint barrier passes
     between two calls, so it holds every state written before it. Each output the job sent before the
@@ -288,14 +301,18 @@ class WriteBehindSeries:
     """
 
     def __init__(
-        self, store: SeriesStore, configs: DetectorConfigs, persist_every: int = 16, max_series: int = 200_000
+        self,
+        store: SeriesStore,
+        configs: DetectorConfigs,
+        persist_every: int = 16,
+        budget: LiveBudget | None = None,
     ) -> None:
-        if persist_every < 1 or max_series < 1:
-            raise ValueError("persist_every and max_series must be >= 1")
+        if persist_every < 1:
+            raise ValueError("persist_every must be >= 1")
         self.store = store
         self.configs = configs
         self.persist_every = persist_every
-        self.max_series = max_series
+        self.budget = budget or LiveBudget(50_000)
         self.live: dict[str, _Live] = {}
 
     def process(self, w: WindowSummary) -> tuple[list[AlertEvent], list[Change | Heartbeat]]:
@@ -305,6 +322,7 @@ class WriteBehindSeries:
         if live is None:
             live = _Live(self.store.get(key) or SeriesState())
             self.live[key] = live
+            self.budget.count += 1
             self._evict()
         alerts, outputs = process_window(live.state, w, self.configs)
         live.unsaved += 1
@@ -314,8 +332,11 @@ class WriteBehindSeries:
         return alerts, outputs
 
     def _evict(self) -> None:
-        while len(self.live) > self.max_series:
+        # Only this shard's states can be written now (MapState is scoped to the current key); the newest
+        # (the one just loaded) is never evicted.
+        while self.budget.count > self.budget.max_series and len(self.live) > 1:
             key = next(iter(self.live))  # the oldest loaded
             live = self.live.pop(key)
+            self.budget.count -= 1
             if live.unsaved:
                 self.store.put(key, live.state)
