@@ -5,7 +5,15 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from netobs_flink.detect.availability import AvailabilityConfig, Change, Correlator, CorrelatorState, SeriesAvailability
+from netobs_flink.detect.availability import (
+    AvailabilityConfig,
+    Change,
+    Correlator,
+    CorrelatorState,
+    SeriesAvailability,
+    join_state,
+    split_state,
+)
 
 T0 = 1_700_000_000_000
 CFG = AvailabilityConfig()
@@ -239,3 +247,24 @@ def test_correlator_state_of_an_older_job_restores() -> None:
     restored.__setstate__(data)
     assert restored.suspect == {}
     assert pickle.loads(pickle.dumps(old)) == old
+
+
+def test_state_stored_in_two_parts_comes_back_whole() -> None:
+    corr = correlator_with_members()
+    corr.apply(suspect("sin", "a.test", 7))
+    corr.apply(down("fra", "a.test"))
+    core, members = split_state(corr.state)
+    assert core.seen == {} and members == corr.state.seen
+    assert len(pickle.dumps(core)) < len(pickle.dumps(corr.state))
+    restored = join_state(pickle.loads(pickle.dumps(core)), pickle.loads(pickle.dumps(members)))
+    assert restored == corr.state
+    whole = pickle.loads(pickle.dumps(corr.state))  # stored whole by an older job: no members part
+    assert join_state(whole, None) == corr.state
+
+
+def test_the_correlator_counts_the_members_it_adds() -> None:
+    corr = correlator_with_members()
+    assert corr.members_added == len(POPS) * len(TARGETS)
+    corr.seen("fra", "web", "a.test", T0 + 60_000)  # a refresh, not a new member
+    corr.apply(down("new", "a.test"))
+    assert corr.members_added == len(POPS) * len(TARGETS) + 1

@@ -132,10 +132,26 @@ class CorrelatorState:
         self.__dict__.update({"suspect": {}, **data})
 
 
+def split_state(state: CorrelatorState) -> tuple[CorrelatorState, dict[tuple[str, str], dict[str, int]]]:
+    """(everything but the membership, the membership): the first is small and changes with every alert,
+    the second holds every (target, POP) and changes with every heartbeat, so the job stores them apart."""
+    return CorrelatorState(seen={}, down=state.down, suspect=state.suspect, active=state.active, ended=state.ended), (
+        state.seen
+    )
+
+
+def join_state(core: CorrelatorState, seen: dict[tuple[str, str], dict[str, int]] | None) -> CorrelatorState:
+    """Inverse of :func:`split_state`; ``seen`` None keeps the core's own (a state stored whole)."""
+    if seen is not None:
+        core.seen = seen
+    return core
+
+
 class Correlator:
     def __init__(self, config: AvailabilityConfig | None = None, state: CorrelatorState | None = None) -> None:
         self.config = config or AvailabilityConfig()
         self.state = state or CorrelatorState()
+        self.members_added = 0  # (pop, check, target) memberships that ``seen`` or ``apply`` created
 
     def seen(self, pop: str, check: str, target: str, at_ms: int) -> bool:
         """Record that ``pop`` reported on (check, target) at ``at_ms`` (membership for k of n); True if
@@ -143,6 +159,7 @@ class Correlator:
         pops = self.state.seen.setdefault((check, target), {})
         new = pop not in pops
         pops[pop] = max(pops.get(pop, 0), at_ms)
+        self.members_added += new
         return new
 
     def apply(self, change: Change) -> list[AlertEvent]:
