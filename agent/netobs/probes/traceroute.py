@@ -18,7 +18,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
@@ -439,8 +439,10 @@ async def trace_path(
             span.end()
 
 
-@asynccontextmanager
-async def path_trace(ctx: ProbeContext, ip: str, port: int, enabled: bool = True) -> AsyncIterator[None]:
+_NOT_TRACED: AbstractAsyncContextManager[None] = nullcontext()
+
+
+def path_trace(ctx: ProbeContext, ip: str, port: int, enabled: bool = True) -> AbstractAsyncContextManager[None]:
     """Trace the TCP path to ``ip``:``port`` while the block runs (e.g. around a connect):
 
         async with path_trace(ctx, ip, port, enabled=check.trace_path):
@@ -448,10 +450,13 @@ async def path_trace(ctx: ProbeContext, ip: str, port: int, enabled: bool = True
 
     On leaving the block normally or with an error the trace is awaited (it ends by the run's deadline
     at the latest), so a failed connect still gets its path; on cancellation it is cancelled too.
-    The path found is stored in the run's record (``ctx.detail.path``) when the record has that field."""
-    if not enabled:
-        yield
-        return
+    The path found is stored in the run's record (``ctx.detail.path``) when the record has that field.
+    Not enabled (most runs), it is a shared no-op context manager."""
+    return _path_trace(ctx, ip, port) if enabled else _NOT_TRACED
+
+
+@asynccontextmanager
+async def _path_trace(ctx: ProbeContext, ip: str, port: int) -> AsyncIterator[None]:
     task = asyncio.create_task(trace_path(ctx, ip, port))
     try:
         yield
