@@ -82,13 +82,26 @@ class _CounterSeries:
         self.proto: metrics_pb2.NumberDataPoint | None = None
 
 
-class SummedHistogram:
-    """An explicit-bucket histogram instrument aggregated in this process (cumulative)."""
+class _Summed:
+    """What every summed instrument has: its name, unit and description, and its metric from data points."""
 
-    def __init__(self, name: str, unit: str, description: str, bounds: Sequence[float]) -> None:
+    def __init__(self, name: str, unit: str, description: str) -> None:
         self.name = name
         self.unit = unit
         self.description = description
+
+    def _metric(self, data: Histogram | Sum) -> Metric | None:
+        """The instrument's metric carrying ``data``; None when it has no data points."""
+        if not data.data_points:
+            return None
+        return Metric(name=self.name, description=self.description, unit=self.unit, data=data)
+
+
+class SummedHistogram(_Summed):
+    """An explicit-bucket histogram instrument aggregated in this process (cumulative)."""
+
+    def __init__(self, name: str, unit: str, description: str, bounds: Sequence[float]) -> None:
+        super().__init__(name, unit, description)
         self.bounds = tuple(float(b) for b in bounds)
         self._series: dict[Hashable, _Series] = {}
         self._lock = threading.Lock()
@@ -134,14 +147,7 @@ class SummedHistogram:
             )
             for series, count, total, counts, low, high in self._snapshot()
         ]
-        if not points:
-            return None
-        return Metric(
-            name=self.name,
-            description=self.description,
-            unit=self.unit,
-            data=Histogram(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE),
-        )
+        return self._metric(Histogram(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE))
 
     def encode_points(self, now_ns: int) -> list[metrics_pb2.HistogramDataPoint]:
         """The data points as of ``now_ns`` as protobuf messages (see ``DirectMetricEncoder``)."""
@@ -168,13 +174,11 @@ class SummedHistogram:
         metric.histogram.data_points.extend(points)
 
 
-class SummedCounter:
+class SummedCounter(_Summed):
     """A monotonic counter summed in this process: an integer sum per series (cumulative)."""
 
     def __init__(self, name: str, unit: str, description: str) -> None:
-        self.name = name
-        self.unit = unit
-        self.description = description
+        super().__init__(name, unit, description)
         self._series: dict[Hashable, _CounterSeries] = {}
 
     def add(self, amount: int, key: Hashable, attributes: Callable[[], Mapping[str, Any]]) -> None:
@@ -202,13 +206,8 @@ class SummedCounter:
             )
             for series, value in self._snapshot()
         ]
-        if not points:
-            return None
-        return Metric(
-            name=self.name,
-            description=self.description,
-            unit=self.unit,
-            data=Sum(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=True),
+        return self._metric(
+            Sum(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=True)
         )
 
     def encode_points(self, now_ns: int) -> list[metrics_pb2.NumberDataPoint]:

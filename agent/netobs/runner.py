@@ -64,6 +64,10 @@ def new_result_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def _timed_out(check: Any) -> str:
+    return f"no complete answer within timeout_s={check.timeout_s:g}"
+
+
 class _Deadline:
     """Cancels the run's task when ``timeout_s`` has passed: ``asyncio.timeout`` without its context
     manager object, state machine and second clock read (a few µs per run at thousands of runs/s)."""
@@ -132,11 +136,11 @@ class Runner:
                 if span is not None:
                     span.end()
                 raise
-            outcome = Outcome.fail(ErrorType.TIMEOUT, f"no complete answer within timeout_s={check.timeout_s:g}")
+            outcome = Outcome.fail(ErrorType.TIMEOUT, _timed_out(check))
         except Exception as exc:
             error_type, message = classify_exception(exc)
             if error_type is ErrorType.TIMEOUT:
-                message = f"no complete answer within timeout_s={check.timeout_s:g}"
+                message = _timed_out(check)
             if error_type is ErrorType.INTERNAL:
                 log.exception("probe %s %s raised", check.name, target)
             outcome = Outcome.fail(error_type, message)

@@ -6,7 +6,7 @@
 Only import this inside the Flink virtualenv. Dataflow (per-record work stays in the JVM):
 
     Kafka netobs.results ─┬─ SQL json source ─ valid ─ TUMBLE(window_s) per series ─ one text line ─┐ (JVM)
-                          │       lines joined per (shard, window): TUMBLE on window_time, LISTAGG ─┤
+                          │     lines per (shard, window): TUMBLE on window_time, ARRAY_AGG + JOIN ─┤
                           │                                                                         ▼
                           │            Python, keyed by shard: per-series detectors (live states,  ──┬─ alerts
                           │            MapState written behind) │ lists of up/down changes         │

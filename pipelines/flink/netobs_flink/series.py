@@ -190,8 +190,18 @@ LINE_FIELDS: tuple[str, ...] = (
     "failed_trace_id",
 )
 TEXT_FIELDS = frozenset(
-    {"agent_id", "pop", "check_name", "check_type", "target", "path_hash", "cert_subject", "error_type", "trace_id"}
-    | {"failed_trace_id"}
+    {
+        "agent_id",
+        "pop",
+        "check_name",
+        "check_type",
+        "target",
+        "path_hash",
+        "cert_subject",
+        "error_type",
+        "trace_id",
+        "failed_trace_id",
+    }
 )
 
 
