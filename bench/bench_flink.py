@@ -101,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--interval-s", type=float, default=5.0)
     p.add_argument("--no-archive", action="store_true", help="leave the lake out (to see what it costs)")
-    p.add_argument("--python-mode", choices=("thread", "process"), default="thread")
+    p.add_argument("--python-mode", choices=("process", "thread"), default="process")
     p.add_argument("--allowed-lateness-s", type=float, default=1.0)
+    p.add_argument(
+        "--checkpoint-interval-s",
+        type=float,
+        default=2.0,
+        help="the job's checkpoints (and so its Kafka offset commits); the job's own default is 10 s",
+    )
     args = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="nobs-bench-flink-") as tmp:
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     checkpoints=work / "chk",
                     extra=[
                         "--checkpoint-interval-s",
-                        "2",
+                        str(args.checkpoint_interval_s),
                         "--window-s",
                         str(args.window_s),
                         "--allowed-lateness-s",
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             steps = 0
             load_during_drain = 0.0
             previous = 0
+            progress: tuple[float, float] | None = None  # (time, job CPU s) at the last commit step
             while last is None:
                 if not job.alive():
                     print(job.tail(), file=sys.stderr)
@@ -169,6 +176,16 @@ def main(argv: list[str] | None = None) -> int:
                 now = time.monotonic()
                 if done != previous:
                     steps += first is not None
+                    cpu_now = sum(session_cpu_s(job.proc.pid).values())
+                    if progress is not None:  # each commit step: progress, and where the time goes
+                        dt = now - progress[0]
+                        print(
+                            f"  committed {done:,} ({done / n:.0%}) at {now - t_start:.1f} s: "
+                            f"{(done - previous) / max(dt, 1e-9):,.0f} records/s, "
+                            f"job CPU {(cpu_now - progress[1]) / max(dt, 1e-9):.2f} cores",
+                            file=sys.stderr,
+                        )
+                    progress = (now, cpu_now)
                     previous = done
                     if first is None and done >= 0.1 * n:
                         first = (now, done, session_cpu_s(job.proc.pid))

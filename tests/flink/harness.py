@@ -217,6 +217,18 @@ class JobProcess:
                 self.proc.wait(timeout_s)
         self._log.close()
 
+    def python_workers(self) -> int:
+        """How many Beam Python worker processes the job runs (process mode: one per subtask)."""
+        count = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                session = int(stat.read_text().rsplit(")", 1)[1].split()[3])
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended meanwhile
+            count += session == self.proc.pid and b"pyflink.fn_execution.beam.beam_boot" in cmdline
+        return count
+
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 

@@ -128,6 +128,9 @@ def test_latency_shift_and_outage_fire_and_resolve_in_alertmanager(
 
     labels = wait_for(firing, 120, interval_s=1.0, what="the outage and the latency alerts in Alertmanager")
     assert job.alive()
+    # The default process mode: each of the 2 subtasks has its own worker (not both in the client's
+    # interpreter, which would serialize them on one GIL).
+    assert job.python_workers() == 2
     outage = next(lab for lab in labels if lab["alertname"] == "NetobsTargetOutage")
     assert outage["severity"] == "critical" and outage["check"] == "web"
     latency = [lab for lab in labels if lab["alertname"] == "NetobsLatencyIncrease"]

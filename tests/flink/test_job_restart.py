@@ -24,8 +24,8 @@ def _checkpoints(root: Path) -> int:
     return max(done, default=0)
 
 
-# The job's default runs Python inside the JVM (thread); the other e2e tests use it. Process mode (Beam
-# workers) is the option for isolation: this test runs it too.
+# The job's default runs Python in Beam worker processes (process); the other e2e tests use it. Thread
+# mode (inside the JVM) is the other option: this test runs both.
 @pytest.mark.parametrize(("stop_signal", "python_mode"), [(signal.SIGKILL, "thread"), (signal.SIGKILL, "process")])
 def test_restart_from_checkpoint_loses_and_repeats_nothing(
     bootstrap: str, topics: Topics, tmp_path: Path, stop_signal: signal.Signals, python_mode: str
