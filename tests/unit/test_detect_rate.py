@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 from netobs_flink.detect.alert import FIRING, RESOLVED
-from netobs_flink.detect.rate import RateConfig, RateDetector
+from netobs_flink.detect.rate import RESUM_EVERY, RateConfig, RateDetector
 
 T0 = 1_700_000_000_000
 
@@ -54,3 +57,23 @@ def test_late_result_inside_the_window_still_counts() -> None:
     assert det.observe(T0 + 220_000, 1.0) == []  # 2 of 5
     events = det.observe(T0 + 90_000, 1.0)  # late, out of order, within the window: 3 of 6
     assert [e.status for e in events] == [FIRING]
+
+
+def test_the_running_sum_stays_the_window_sum() -> None:
+    rnd = random.Random(3)
+    detector = RateDetector(RateConfig(kind="packet_loss", window_s=60.0, min_rate=0.05, margin=0.05))
+    for i in range(3000):  # irregular gaps: 0 to 3 results expire per new one
+        detector.observe(1_000_000 + i * 1000 + rnd.randrange(0, 900), rnd.random() * 0.2)
+        s = detector.state
+        assert math.isclose(s.total, sum(s.values), rel_tol=1e-12, abs_tol=1e-12)
+        if s.samples % RESUM_EVERY == 0:
+            assert s.total == sum(s.values), "recomputed exactly every RESUM_EVERY samples"
+
+
+def test_a_state_without_the_running_sum_recomputes_it() -> None:
+    detector = RateDetector(RateConfig(window_s=10.0))
+    for i in range(5):
+        detector.observe(i * 1000, 1.0 if i % 2 else 0.0)
+    detector.state.total = float("nan")  # a state pickled before the running sum existed
+    detector.observe(5000, 1.0)
+    assert detector.state.total == 3.0 == sum(detector.state.values)

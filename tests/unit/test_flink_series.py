@@ -19,6 +19,7 @@ from netobs_flink.series import (
     DetectorConfigs,
     Heartbeat,
     LiveBudget,
+    SeriesDetectors,
     SeriesState,
     WindowSummary,
     WriteBehindSeries,
@@ -113,6 +114,39 @@ def test_tls_and_path_windows() -> None:
     tr = [window(i, check_type="traceroute", path_hash="A" if i < 20 else "B", path_rtt_ms=10.0) for i in range(24)]
     alerts, _ = run(tr)
     assert [(i, e.kind) for i, e in alerts] == [(21, "path_change")], "traceroute: no latency alerts"
+
+
+def test_cached_detectors_decide_as_fresh_ones_and_follow_a_label_change() -> None:
+    windows = [window(i, total_ms=20.0 + (i % 3) * 0.5 + (40.0 if 80 <= i < 90 else 0.0)) for i in range(120)]
+    fresh, _ = run(windows)  # detectors built for every window, on a state unpickled for every window
+    state, detectors, cached = SeriesState(), None, []
+    for i, w in enumerate(windows):
+        if detectors is None:
+            detectors = SeriesDetectors(state, w, CONFIGS)
+        a, _ = process_window(state, w, CONFIGS, detectors)
+        cached += [(i, e) for e in a]
+    assert [(i, e.to_json()) for i, e in cached] == [(i, e.to_json()) for i, e in fresh]
+    assert [e.labels["phase"] for _, e in fresh] == ["total", "total"], "the 40 ms shift fires and resolves"
+
+    assert detectors is not None and detectors.fits(state, windows[0])
+    moved = window(120, pop="ams")  # the agent moved (its config changed): labels must follow
+    assert not detectors.fits(state, moved) and not detectors.fits(SeriesState(), windows[0])
+    live = WriteBehindSeries(_Store(), CONFIGS)
+    live.process(windows[0])
+    live.process(moved)
+    rebuilt = live.live[moved.key].detectors
+    assert rebuilt is not None and rebuilt.pop == "ams"
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.saved: dict[str, SeriesState] = {}
+
+    def get(self, key: str) -> SeriesState | None:
+        return self.saved.get(key)
+
+    def put(self, key: str, state: SeriesState) -> None:
+        self.saved[key] = state
 
 
 def test_configs_round_trip_as_plain_data() -> None:

@@ -110,37 +110,75 @@ class Heartbeat:
     at_ms: int
 
 
+class SeriesDetectors:
+    """The detector objects of one series, over the parts of its :class:`SeriesState`.
+
+    Built once per live state (detectors hold references into it, so they stay valid as long as that state
+    object does) instead of once per window: labels, detectors and their configuration checks cost more
+    than the detection itself when a window holds one result.
+    """
+
+    __slots__ = ("check_type", "errors", "labels", "latency", "loss", "path", "pop", "state", "tls")
+
+    def __init__(self, state: SeriesState, w: WindowSummary, configs: DetectorConfigs) -> None:
+        self.state, self.pop, self.check_type = state, w.pop, w.check_type
+        labels = {"agent": w.agent_id, "pop": w.pop, "check": w.check_name, "check_type": w.check_type}
+        labels["target"] = w.target
+        self.labels = labels
+        self.latency: dict[str, LatencyDetector] = {}
+        self.errors = RateDetector(configs.errors, labels, state.errors)
+        self.loss = RateDetector(configs.loss, labels, state.loss)
+        self.path = PathChangeDetector(configs.path, labels, state.path)
+        tls_labels = {"check": w.check_name, "target": w.target, "agent": w.agent_id, "pop": w.pop}
+        self.tls = TlsExpiryDetector(configs.tls, tls_labels, state.tls)
+
+    def fits(self, state: SeriesState, w: WindowSummary) -> bool:
+        """Still the detectors of ``state`` with ``w``'s labels (a series keeps its POP and check type
+        unless its configuration changed)."""
+        return self.state is state and self.pop == w.pop and self.check_type == w.check_type
+
+    def latency_for(self, phase: str, configs: DetectorConfigs) -> LatencyDetector:
+        detector = self.latency.get(phase)
+        if detector is None:
+            phase_state = self.state.latency.get(phase)
+            if phase_state is None:
+                phase_state = self.state.latency[phase] = LatencyState()
+            detector = LatencyDetector(configs.latency, {**self.labels, "phase": phase}, phase_state)
+            self.latency[phase] = detector
+        return detector
+
+
 def process_window(
-    state: SeriesState, w: WindowSummary, configs: DetectorConfigs
+    state: SeriesState, w: WindowSummary, configs: DetectorConfigs, detectors: SeriesDetectors | None = None
 ) -> tuple[list[AlertEvent], list[Change | Heartbeat]]:
-    """Run every detector that applies to the window; returns (alert transitions, correlator inputs)."""
-    labels = {"agent": w.agent_id, "pop": w.pop, "check": w.check_name, "check_type": w.check_type, "target": w.target}
+    """Run every detector that applies to the window; returns (alert transitions, correlator inputs).
+
+    ``detectors``: the series' :class:`SeriesDetectors` from an earlier window (rebuilt when missing or
+    not for this state); :class:`WriteBehindSeries` keeps one per live state.
+    """
+    if detectors is None or not detectors.fits(state, w):
+        detectors = SeriesDetectors(state, w, configs)
     trace = w.failed_trace_id or w.trace_id
     alerts: list[AlertEvent] = []
     at = w.last_ms
 
-    series: list[tuple[str, float | None]] = [("total", w.total_ms)]
-    series += [(p, w.phases_ms.get(p)) for p in PHASES if w.phases_ms.get(p) is not None]
-    if w.check_type == "traceroute":
-        series = []  # a traceroute's duration is not a latency; its RTT feeds the path detector
-    for phase, value in series:
-        if value is None:
-            continue
-        phase_state = state.latency.get(phase)
-        if phase_state is None:  # (setdefault would build a LatencyState on every call)
-            phase_state = state.latency[phase] = LatencyState()
-        detector = LatencyDetector(configs.latency, {**labels, "phase": phase}, phase_state)
-        alerts += detector.observe(at, value, w.trace_id)
+    if w.check_type != "traceroute":  # a traceroute's duration is not a latency; its RTT feeds the path detector
+        if w.total_ms is not None:
+            alerts += detectors.latency_for("total", configs).observe(at, w.total_ms, w.trace_id)
+        if w.phases_ms:
+            for phase in PHASES:
+                value = w.phases_ms.get(phase)
+                if value is not None:
+                    alerts += detectors.latency_for(phase, configs).observe(at, value, w.trace_id)
 
     if w.count > 0:
-        alerts += RateDetector(configs.errors, labels, state.errors).observe(at, w.failures / w.count, trace)
+        alerts += detectors.errors.observe(at, w.failures / w.count, trace)
     if w.loss_ratio is not None:
-        alerts += RateDetector(configs.loss, labels, state.loss).observe(at, w.loss_ratio, trace)
+        alerts += detectors.loss.observe(at, w.loss_ratio, trace)
     if w.path_hash:
-        alerts += PathChangeDetector(configs.path, labels, state.path).observe(at, w.path_hash, w.path_rtt_ms, trace)
+        alerts += detectors.path.observe(at, w.path_hash, w.path_rtt_ms, trace)
     if w.cert_expiry_days is not None:
-        tls_labels = {"check": w.check_name, "target": w.target, "agent": w.agent_id, "pop": w.pop}
-        alerts += TlsExpiryDetector(configs.tls, tls_labels, state.tls).observe(at, w.cert_expiry_days, w.cert_subject)
+        alerts += detectors.tls.observe(at, w.cert_expiry_days, w.cert_subject)
 
     outputs: list[Change | Heartbeat] = []
     if state.availability is None:
@@ -276,6 +314,7 @@ class SeriesStore(Protocol):
 class _Live:
     state: SeriesState
     unsaved: int = 0  # windows processed since the state was last written to the store
+    detectors: SeriesDetectors | None = None  # built with the first window
 
 
 @dataclass
@@ -334,7 +373,10 @@ class WriteBehindSeries:
             self.live[key] = live
             self.budget.count += 1
             self._evict()
-        alerts, outputs = process_window(live.state, w, self.configs)
+        detectors = live.detectors
+        if detectors is None or not detectors.fits(live.state, w):
+            detectors = live.detectors = SeriesDetectors(live.state, w, self.configs)
+        alerts, outputs = process_window(live.state, w, self.configs, detectors)
         live.unsaved += 1
         if alerts or outputs or live.unsaved >= self.persist_every:
             self.store.put(key, live.state)

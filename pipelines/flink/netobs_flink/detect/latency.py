@@ -30,6 +30,7 @@ rate, so a permanent shift ends as the new normal.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -135,6 +136,20 @@ class Verdict:
     warm: bool
 
 
+@functools.lru_cache(maxsize=4096)
+def _learn_weights(
+    dt_s: float, level_half_life_s: float, scale_half_life_s: float, select_half_life_s: float, envelope_s: float
+) -> tuple[float, float, float, float]:
+    """(level, scale, model-choice weights, envelope decay) for a gap of ``dt_s``: the same four numbers for
+    every sample of a regularly probed series, so they are computed once per gap, not four powers a sample."""
+    return (
+        decay_weight(dt_s, level_half_life_s),
+        decay_weight(dt_s, scale_half_life_s),
+        decay_weight(dt_s, select_half_life_s),
+        1.0 - decay_weight(dt_s, envelope_s),
+    )
+
+
 class LatencyDetector:
     """Online robust level-shift and excursion detector for one latency series. Pure: no I/O, no clock.
 
@@ -153,7 +168,12 @@ class LatencyDetector:
         self.state = state or LatencyState()
         for gate in (self.state.up, self.state.down):  # the counts are configuration, not memory
             gate.fire_count, gate.resolve_count = self.config.fire_count, self.config.resolve_count
-        self.last_verdict: Verdict | None = None
+        self._verdict: tuple[float, float, float, float, bool, bool] | None = None
+
+    @property
+    def last_verdict(self) -> Verdict | None:
+        """What the last :meth:`observe` concluded (None before the second sample)."""
+        return None if self._verdict is None else Verdict(*self._verdict)
 
     # -- the seasonal profile -------------------------------------------------------------------
     def _phase(self, at_ms: int) -> float:
@@ -265,15 +285,18 @@ class LatencyDetector:
 
         floor = c.rel_floor * abs(expected) + c.abs_floor
         sigma = max((track.abs_err if math.isfinite(track.abs_err) else 0.0) * MEAN_ABS_TO_SIGMA, floor)
+        window = c.window_samples
         for t, r, _ in tracks:
-            t.recent.append(r)
-            del t.recent[: -c.window_samples]
-        level = median(track.recent) if len(track.recent) >= c.window_samples else 0.0
+            recent = t.recent
+            recent.append(r)
+            if len(recent) > window:
+                del recent[:-window]
+        level = median(track.recent) if len(track.recent) >= window else 0.0
         level_sigma = level / sigma
         warm = (at_ms - s.first_ms) / 1000.0 >= c.warmup_s and s.samples >= c.min_samples
         if c.season_s > 0:  # not before the seasonal model can be chosen: a daily step is not an anomaly
             warm = warm and season_mature and s.season_track.count >= c.min_samples
-        self.last_verdict = Verdict(expected, residual, sigma, level_sigma, s.use_season, warm)
+        self._verdict = (expected, residual, sigma, level_sigma, s.use_season, warm)
 
         events: list[AlertEvent] = []
         was_firing = s.up.on or s.down.on
@@ -292,10 +315,10 @@ class LatencyDetector:
         # Learn. Residuals are winsorized; while firing, learning is slower so the anomaly is not
         # absorbed at once, yet a permanent shift becomes the new normal.
         learn = c.firing_learn_factor if firing else 1.0
-        w_level = decay_weight(dt_s, c.level_half_life_s) * learn
-        w_scale = decay_weight(dt_s, c.scale_half_life_s) * learn
-        w_select = decay_weight(dt_s, c.season_half_life * c.season_s) * learn
-        decay = 1.0 - decay_weight(dt_s, c.envelope_half_life_s)
+        w_level, w_scale, w_select, decay = _learn_weights(
+            dt_s, c.level_half_life_s, c.scale_half_life_s, c.season_half_life * c.season_s, c.envelope_half_life_s
+        )
+        w_level, w_scale, w_select = w_level * learn, w_scale * learn, w_select * learn
         clip_abs = c.clip_sigma * sigma
         s.level += w_level * clip(r_plain, -clip_abs, clip_abs)
         for t, r, r_scale in tracks:

@@ -11,12 +11,15 @@ and resolves when the mean drops below half of that bound. While firing, the bas
 from __future__ import annotations
 
 import bisect
+import math
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent
 from netobs_flink.detect.robust import decay_weight
+
+RESUM_EVERY = 1024  # samples between exact recomputations of a rate window's running sum
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class RateState:
     # as arrays of machine numbers (a window holds hundreds of results; they pickle as two byte strings).
     times_ms: array[int] = field(default_factory=lambda: array("q"))
     values: array[float] = field(default_factory=lambda: array("d"))
+    # Sum of ``values``, kept as results come and go (NaN: not known, e.g. a state from before it existed;
+    # it is recomputed then and every RESUM_EVERY samples, so rounding cannot drift).
+    total: float = math.nan
     baseline: float = 0.0
     samples: int = 0
     last_ms: int = 0
@@ -69,12 +75,19 @@ class RateDetector:
         s.times_ms.insert(at, at_ms)
         s.values.insert(at, value)
         expired = bisect.bisect_right(s.times_ms, s.times_ms[-1] - c.window_s * 1000)
-        if expired:
-            del s.times_ms[:expired], s.values[:expired]
-        rate = sum(s.values) / len(s.values)
+        s.samples += 1
+        if s.total != s.total or s.samples % RESUM_EVERY == 0:  # NaN, or time to start afresh
+            if expired:
+                del s.times_ms[:expired], s.values[:expired]
+            s.total = sum(s.values)
+        else:  # a window holds hundreds of results: no sum over all of them for each one
+            s.total += value
+            if expired:
+                s.total -= sum(s.values[:expired])
+                del s.times_ms[:expired], s.values[:expired]
+        rate = s.total / len(s.values)
         dt_s = (at_ms - s.last_ms) / 1000.0 if s.last_ms else 0.0
         s.last_ms = max(s.last_ms, at_ms)
-        s.samples += 1
         events: list[AlertEvent] = []
         if s.firing_since_ms is None:
             bound = max(c.min_rate, s.baseline + c.margin)

@@ -23,6 +23,9 @@ def decay_weight(dt_s: float, half_life_s: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     """Median of a non-empty sequence (mean of the two middle values for an even count)."""
+    if len(values) == 3:  # the latency detector's default window: no sort, no list
+        a, b, c = values
+        return max(min(a, b), min(max(a, b), c))
     if not values:
         raise ValueError("median of an empty sequence")
     ordered = sorted(values)
