@@ -136,6 +136,9 @@ class Verdict:
     warm: bool
 
 
+_cached_decay = functools.lru_cache(maxsize=4096)(decay_weight)
+
+
 @functools.lru_cache(maxsize=4096)
 def _learn_weights(
     dt_s: float, level_half_life_s: float, scale_half_life_s: float, select_half_life_s: float, envelope_s: float
@@ -206,17 +209,36 @@ class LatencyDetector:
         """
         pos = self._phase(at_ms)
         n = self.config.buckets
+        levels, weights = seasonal.levels, seasonal.weights
+        # The profile within one bucket of t (what _profile gives at these positions, inlined: this runs
+        # for every sample), and the points on either side of that span: at a step that falls between two
+        # points, the nearest "clean" point on each side is then in the band.
+        values: list[float] = []
+        point: float | None = None
+        for shift in (-1.0, -0.5, 0.0, 0.5, 1.0):
+            q = (pos + shift) % n
+            fq = math.floor(q)
+            a = fq % n
+            b = (a + 1) % n
+            if weights[a] <= 0:
+                if weights[b] <= 0:
+                    continue
+                v = levels[b]
+            elif weights[b] <= 0:
+                v = levels[a]
+            else:
+                frac = q - fq
+                v = levels[a] * (1.0 - frac) + levels[b] * frac
+            values.append(v)
+            if shift == 0.0:
+                point = v
         i = math.floor(pos)
-        # The profile within one bucket of t, and the points on either side of that span: at a step
-        # that falls between two points, the nearest "clean" point on each side is then in the band.
-        values = [
-            v for shift in (-1.0, -0.5, 0.0, 0.5, 1.0) if (v := self._profile(seasonal, (pos + shift) % n)) is not None
-        ]
-        values += [seasonal.levels[(i + k) % n] for k in (-1, 2) if seasonal.weights[(i + k) % n] > 0]
+        for k in (-1, 2):
+            if weights[(i + k) % n] > 0:
+                values.append(levels[(i + k) % n])
         if not values:
             return None
         low, high = min(values), max(values)
-        point = self._profile(seasonal, pos)
         band = x - high if x > high else x - low if x < low else 0.0
         return band, x - (point if point is not None else (low + high) / 2.0)
 
@@ -233,7 +255,7 @@ class LatencyDetector:
         frac = pos - math.floor(pos)
         bucket_s = c.season_s / c.buckets
         # Half-life in "time this bucket has been observed": season_half_life seasons of one bucket width.
-        base = decay_weight(dt_s, c.season_half_life * bucket_s)
+        base = _cached_decay(dt_s, c.season_half_life * bucket_s)
         for b, share in ((i, 1.0 - frac), (j, frac)):
             if share <= 0:
                 continue
@@ -264,53 +286,70 @@ class LatencyDetector:
         dt_s = (at_ms - s.last_ms) / 1000.0
         s.last_ms = at_ms
         s.samples += 1
+        # (This runs once per series, phase and window: written for speed, each step as the docstring says.)
 
+        plain, season_track, seasonal = s.plain, s.season_track, s.seasonal
         r_plain = value_ms - s.level
-        seasonal = self._seasonal_residual(s.seasonal, at_ms, value_ms) if s.seasonal is not None else None
-        r_season, r_season_point = seasonal if seasonal is not None else (None, None)
-        season_mature = s.seasonal is not None and (at_ms - s.first_ms) / 1000.0 >= c.season_s
-        # (track, residual for detection, residual for the scale)
-        tracks: list[tuple[_Track, float, float]] = [(s.plain, r_plain, r_plain)]
-        if r_season is not None and r_season_point is not None and season_mature:
-            tracks.append((s.season_track, r_season, r_season_point))
-        plain_err, season_err = s.plain.select_err, s.season_track.select_err
-        if len(tracks) < 2 or s.season_track.count < c.min_samples:
+        season_mature = seasonal is not None and (at_ms - s.first_ms) / 1000.0 >= c.season_s
+        # Both models once the seasonal one has seen a season (r_season: the band's residual, for
+        # detection; r_point: against the profile itself, for the scale).
+        two, r_season, r_point = False, 0.0, 0.0
+        if season_mature and seasonal is not None:
+            both = self._seasonal_residual(seasonal, at_ms, value_ms)
+            if both is not None:
+                two, (r_season, r_point) = True, both
+        if not two or season_track.count < c.min_samples:
             s.use_season = False
         elif s.use_season:  # hysteresis: leave the seasonal model only when it stops paying clearly
-            s.use_season = season_err < (1.0 + c.seasonal_gain) / 2.0 * plain_err
+            s.use_season = season_track.select_err < (1.0 + c.seasonal_gain) / 2.0 * plain.select_err
         else:
-            s.use_season = season_err < c.seasonal_gain * plain_err
-        track, residual, _ = tracks[1] if s.use_season else tracks[0]
+            s.use_season = season_track.select_err < c.seasonal_gain * plain.select_err
+        track, residual = (season_track, r_season) if s.use_season else (plain, r_plain)
         expected = value_ms - residual
 
         floor = c.rel_floor * abs(expected) + c.abs_floor
-        sigma = max((track.abs_err if math.isfinite(track.abs_err) else 0.0) * MEAN_ABS_TO_SIGMA, floor)
+        abs_err = track.abs_err
+        sigma = max((abs_err if math.isfinite(abs_err) else 0.0) * MEAN_ABS_TO_SIGMA, floor)
         window = c.window_samples
-        for t, r, _ in tracks:
-            recent = t.recent
-            recent.append(r)
+        recent = plain.recent
+        recent.append(r_plain)
+        if len(recent) > window:
+            del recent[:-window]
+        if two:
+            recent = season_track.recent
+            recent.append(r_season)
             if len(recent) > window:
                 del recent[:-window]
         level = median(track.recent) if len(track.recent) >= window else 0.0
         level_sigma = level / sigma
         warm = (at_ms - s.first_ms) / 1000.0 >= c.warmup_s and s.samples >= c.min_samples
         if c.season_s > 0:  # not before the seasonal model can be chosen: a daily step is not an anomaly
-            warm = warm and season_mature and s.season_track.count >= c.min_samples
+            warm = warm and season_mature and season_track.count >= c.min_samples
         self._verdict = (expected, residual, sigma, level_sigma, s.use_season, warm)
 
         events: list[AlertEvent] = []
-        was_firing = s.up.on or s.down.on
+        up, down = s.up, s.down
+        was_firing = up.on or down.on
         if warm:
-            spike_up = residual >= c.spike_sigma * sigma and residual >= c.spike_margin * track.env_up
-            spike_down = -residual >= c.spike_sigma * sigma and -residual >= c.spike_margin * track.env_down
+            spike_bound = c.spike_sigma * sigma
+            spike_up = residual >= spike_bound and residual >= c.spike_margin * track.env_up
+            spike_down = -residual >= spike_bound and -residual >= c.spike_margin * track.env_down
             shift_up = level_sigma >= c.fire_sigma and level >= c.level_margin * track.level_env_up
             shift_down = -level_sigma >= c.fire_sigma and -level >= c.level_margin * track.level_env_down
-            now = _Reading(at_ms, expected, value_ms, sigma, trace_id)
-            events += self._step("up", now, shifted=shift_up, spike=spike_up, clear=level_sigma < c.resolve_sigma)
-            events += self._step(
-                "down", now, shifted=shift_down, spike=spike_down, clear=-level_sigma < c.resolve_sigma
-            )
-        firing = was_firing or s.up.on or s.down.on
+            clear_up, clear_down = level_sigma < c.resolve_sigma, -level_sigma < c.resolve_sigma
+            now: _Reading | None = None
+            # A gate that neither counts this sample nor can be forced by a spike only resets its streak.
+            if (clear_up if up.on else shift_up) or (spike_up and not up.on):
+                now = _Reading(at_ms, expected, value_ms, sigma, trace_id)
+                events += self._step("up", now, shifted=shift_up, spike=spike_up, clear=clear_up)
+            else:
+                up.streak = 0
+            if (clear_down if down.on else shift_down) or (spike_down and not down.on):
+                now = now or _Reading(at_ms, expected, value_ms, sigma, trace_id)
+                events += self._step("down", now, shifted=shift_down, spike=spike_down, clear=clear_down)
+            else:
+                down.streak = 0
+        firing = was_firing or up.on or down.on
 
         # Learn. Residuals are winsorized; while firing, learning is slower so the anomaly is not
         # absorbed at once, yet a permanent shift becomes the new normal.
@@ -321,46 +360,55 @@ class LatencyDetector:
         w_level, w_scale, w_select = w_level * learn, w_scale * learn, w_select * learn
         clip_abs = c.clip_sigma * sigma
         s.level += w_level * clip(r_plain, -clip_abs, clip_abs)
-        for t, r, r_scale in tracks:
-            t.count += 1
-            # The scale comes from the point residual; the choice of model from the residual that
-            # detection uses (the band's, for the seasonal model: a step it expects costs it nothing).
-            cap = max(c.clip_sigma * t.abs_err * MEAN_ABS_TO_SIGMA, floor) if t.count > 1 else math.inf
-            err, select = min(abs(r_scale), cap), min(abs(r), cap)
-            if t.count == 1:
-                t.abs_err, t.select_err = err, select
-            elif t.count <= c.min_samples:  # running mean while young: an EWMA from one value is noisy
-                t.abs_err += (err - t.abs_err) / t.count
-                t.select_err += (select - t.select_err) / t.count
-            else:
-                t.abs_err += w_scale * (err - t.abs_err)
-                t.select_err += w_select * (select - t.select_err)
-            self._learn_envelopes(t, r, decay, firing)
-        if s.seasonal is not None:
+        weights = (w_scale, w_select, decay)
+        self._learn_track(plain, r_plain, r_plain, floor=floor, weights=weights, firing=firing)
+        if two:
+            self._learn_track(season_track, r_season, r_point, floor=floor, weights=weights, firing=firing)
+        if seasonal is not None:
             # The first season is learnt as it comes; after that, winsorized like the level.
-            self._learn_seasonal(s.seasonal, at_ms, value_ms, learn, dt_s, clip_abs=clip_abs if season_mature else None)
+            self._learn_seasonal(seasonal, at_ms, value_ms, learn, dt_s, clip_abs=clip_abs if season_mature else None)
         return events
 
-    def _learn_envelopes(self, t: _Track, residual: float, decay: float, firing: bool) -> None:
+    def _learn_track(
+        self, t: _Track, r: float, r_scale: float, *, floor: float, weights: tuple[float, float, float], firing: bool
+    ) -> None:
+        """One model's scale, model-choice error and envelopes. The scale comes from the point residual
+        (``r_scale``); the choice of model from the residual that detection uses (``r``: the band's, for
+        the seasonal model: a step it expects costs it nothing)."""
         c = self.config
+        w_scale, w_select, decay = weights
+        t.count += 1
+        count = t.count
+        cap = max(c.clip_sigma * t.abs_err * MEAN_ABS_TO_SIGMA, floor) if count > 1 else math.inf
+        err, select = min(abs(r_scale), cap), min(abs(r), cap)
+        if count == 1:
+            t.abs_err, t.select_err = err, select
+        elif count <= c.min_samples:  # running mean while young: an EWMA from one value is noisy
+            t.abs_err += (err - t.abs_err) / count
+            t.select_err += (select - t.select_err) / count
+        else:
+            t.abs_err += w_scale * (err - t.abs_err)
+            t.select_err += w_select * (select - t.select_err)
+
+        # Envelopes. A level enters the envelope only once it has passed without raising an alert
+        # (fire_count samples later), so the onset of an anomaly never raises its own bar.
         level = median(t.recent) if len(t.recent) >= c.window_samples else 0.0
         t.level_env_up *= decay
         t.level_env_down *= decay
-        # A level enters the envelope only once it has passed without raising an alert (fire_count
-        # samples later), so the onset of an anomaly never raises its own bar.
-        t.pending.append(level)
+        pending = t.pending
+        pending.append(level)
         if firing:
-            t.pending.clear()
-        elif len(t.pending) > c.fire_count:
-            old = t.pending.pop(0)
+            pending.clear()
+        elif len(pending) > c.fire_count:
+            old = pending.pop(0)
             t.level_env_up = max(t.level_env_up, old)
             t.level_env_down = max(t.level_env_down, -old)
         if firing:  # the anomaly itself raises the bar for the next record excursion
-            t.env_up = max(t.env_up, residual)
-            t.env_down = max(t.env_down, -residual)
+            t.env_up = max(t.env_up, r)
+            t.env_down = max(t.env_down, -r)
         else:
-            t.env_up = max(t.env_up * decay, residual)
-            t.env_down = max(t.env_down * decay, -residual)
+            t.env_up = max(t.env_up * decay, r)
+            t.env_down = max(t.env_down * decay, -r)
 
     def _step(self, direction: str, now: _Reading, *, shifted: bool, spike: bool, clear: bool) -> list[AlertEvent]:
         s, c = self.state, self.config
