@@ -9,7 +9,9 @@ Throughput: a backlog of ``--records`` results from ``--series`` series (``--spa
 time per series) is written to the results topic first; the job then drains it with detection, dead-letter
 and archive on. The job commits its Kafka offsets on each checkpoint, which completes only once every
 operator (the Python detectors included) has processed everything before it, so committed offsets over
-time are the end-to-end rate. Reported: records/s between 10% and 90% of the backlog.
+time are the end-to-end rate. Reported: records/s between the first commit past 10% of the backlog and
+the one that covers all of it (conservative: that last checkpoint may start up to one interval after the
+drain ended), with each commit step on stderr as it comes.
 
 Delay: then 4 POPs probe ``--trials`` targets live every ``--interval-s``, each (POP, target) at its own
 offset in the interval as the agents' scheduler does; one target at a time goes down from 3 POPs. Delay =
@@ -103,11 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-archive", action="store_true", help="leave the lake out (to see what it costs)")
     p.add_argument("--python-mode", choices=("process", "thread"), default="process")
     p.add_argument("--allowed-lateness-s", type=float, default=1.0)
+    p.add_argument("--state-backend", choices=("hashmap", "rocksdb"), default="hashmap")
     p.add_argument(
         "--checkpoint-interval-s",
         type=float,
-        default=2.0,
-        help="the job's checkpoints (and so its Kafka offset commits); the job's own default is 10 s",
+        default=10.0,
+        help="the job's checkpoints and so its Kafka offset commits (default: the job's own default, 10 s; "
+        "2 s costs the JVM ~25 us more per record with 20,000 series: every checkpoint copies all the state)",
     )
     args = p.parse_args(argv)
 
@@ -136,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                     extra=[
                         "--checkpoint-interval-s",
                         str(args.checkpoint_interval_s),
+                        "--state-backend",
+                        args.state_backend,
                         "--window-s",
                         str(args.window_s),
                         "--allowed-lateness-s",
