@@ -286,13 +286,16 @@ def live_load(bootstrap: str, topics: Topics, group: str, job: JobProcess, args:
     templates = _live_templates(series)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
 
-    def committed() -> int:
-        return min(
-            committed_total(bootstrap, f"{group}-detect", topics.results),
-            committed_total(bootstrap, f"{group}-raw", topics.results),
-        )
+    paths = {"detect": 0, "archive": 0}  # committed by each of the job's two sources
 
-    base = committed()
+    def committed() -> int:
+        paths["detect"] = committed_total(bootstrap, f"{group}-detect", topics.results) - base["detect"]
+        paths["archive"] = committed_total(bootstrap, f"{group}-raw", topics.results) - base["archive"]
+        return min(paths.values())
+
+    base = {"detect": 0, "archive": 0}
+    committed()
+    base = dict(paths)
     warmup_s = 30.0
     print(
         f"live: {rate:,.0f} records/s offered from {series} series (one result every {interval_ms / 1000:.2f} s "
@@ -317,11 +320,12 @@ def live_load(bootstrap: str, topics: Topics, group: str, job: JobProcess, args:
             produced += 1
         producer.poll(0)
         if now >= next_sample:
-            samples.append((now - start, produced, committed() - base, sum(session_cpu_s(job.proc.pid).values())))
+            samples.append((now - start, produced, committed(), sum(session_cpu_s(job.proc.pid).values())))
             lag = samples[-1][1] - samples[-1][2]
             print(
-                f"  at {samples[-1][0]:5.0f} s: offered {produced:,}, committed {samples[-1][2]:,}, "
-                f"lag {lag:,} records ({lag / rate:.1f} s of input)",
+                f"  at {samples[-1][0]:5.0f} s: offered {produced:,}, committed {samples[-1][2]:,} (detection "
+                f"{paths['detect']:,}, archive {paths['archive']:,}), lag {lag:,} records "
+                f"({lag / rate:.1f} s of input)",
                 file=sys.stderr,
             )
             next_sample += 10.0
