@@ -22,8 +22,8 @@ Python is called once per (shard, window) with the lines of many series (``--sha
 once per series: per-call overhead (row conversion, state access through PEMJA) is paid per batch.
 The Python functions run in Beam worker processes by default (``--python-mode process``), one per
 subtask, so the detectors of the two subtasks run in parallel; ``--python-mode thread`` runs them inside
-the JVM (PEMJA: no row transfer over gRPC, but one interpreter, so one GIL, for all subtasks: measured
-~12k records/s at most against ~19k for process mode with 20,000 series, bench/README.md).
+the JVM (PEMJA: no row transfer over gRPC, but one interpreter, so one GIL, for all subtasks: draining a
+backlog of 20,000 series it reached ~12k records/s at most, process mode ~19k; bench/README.md).
 
 Event time is ``started_at_ms``; the watermark trails the largest one by ``--allowed-lateness-s`` and idle
 partitions stop holding it back after ``--idle-timeout-s``. A restart with ``--restore auto`` resumes
