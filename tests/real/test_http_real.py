@@ -268,4 +268,6 @@ async def test_phases_agree_with_curl(bed: Bed, server: str, path: str, version:
     if path == "/delay":
         delay_ms = httpbed.DELAY_S * 1000
         for ttfb in (statistics.median(agent["ttfb"]), statistics.median(curl["ttfb"])):
-            assert delay_ms <= ttfb < delay_ms + 100
+            # as in test_first_byte_delay_shows_in_ttfb: the server's timer may fire up to ~1 ms early
+            # (curl once measured 299.998 ms for 300)
+            assert delay_ms - 2 <= ttfb < delay_ms + 100
