@@ -46,6 +46,7 @@ from tests.flink.harness import (
     committed_total,
     job_args,
     produce,
+    series_key,
     start_stack,
     wait_until_running,
 )
@@ -273,7 +274,7 @@ def _live_templates(series: int) -> list[tuple[str, bytes]]:
         text = encode(record).decode()
         assert "%" not in text
         text = text.replace('"RID"', '"%s"').replace('"started_at_ms":0,', '"started_at_ms":%d,')
-        out.append((text, f"{record['agent_id']}|{record['check_name']}|{record['target']}".encode()))
+        out.append((text, series_key(encode(record))))
     return out
 
 

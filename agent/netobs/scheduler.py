@@ -136,7 +136,8 @@ class Scheduler:
         if self._on_lateness is not None:
             self._on_lateness(lateness, job.check.type)
         self.lateness_average_s += (lateness - self.lateness_average_s) * LATENESS_AVERAGE_WEIGHT
-        if lateness > shed_after_s(job.check) and self.lateness_average_s > shed_after_s(job.check) / 2:
+        limit_s = shed_after_s(job.check)
+        if lateness > limit_s and self.lateness_average_s > limit_s / 2:
             self._skip(job, lateness, now)
             return
         self.runs_started += 1

@@ -167,7 +167,7 @@ class IcmpProbe:
     def __init__(self, resolver: Resolver | None = None, sockets: EchoSocketPool | None = None) -> None:
         self.resolver = resolver or SystemResolver()
         self.sockets = sockets or EchoSocketPool()
-        self._literals: dict[str, str | None] = {}  # target -> its IP when it is an address literal
+        self._hosts: dict[str, tuple[str, bool]] = {}  # target -> (host without brackets, an IP literal?)
 
     def close(self) -> None:
         """Close the shared sockets (they are reopened on the next run)."""
@@ -175,20 +175,21 @@ class IcmpProbe:
 
     async def run(self, ctx: ProbeContext) -> Outcome:
         check: IcmpCheck = ctx.check
-        literal = self._literals.get(ctx.target, "")
-        if literal == "":
+        known = self._hosts.get(ctx.target)
+        if known is None:
             host = ctx.target.removeprefix("[").removesuffix("]")
-            literal = host if is_ip_literal(host) else None
-            if len(self._literals) < 100_000:
-                self._literals[ctx.target] = literal
-        if literal is not None:
-            ip = literal  # nothing to resolve, so no dns phase
+            known = (host, is_ip_literal(host))
+            if len(self._hosts) < 100_000:
+                self._hosts[ctx.target] = known
+        host, literal = known
+        if literal:
+            ip = host  # nothing to resolve, so no dns phase
             wanted = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(check.ip_version)
             if wanted is not None and _family_of(ip) != wanted:
                 return Outcome.fail(ErrorType.RESOLVE, f"{ip} is not an IPv{check.ip_version} address")
         else:
             with ctx.phase("dns"):
-                ips = await self.resolver.resolve(ctx.target.removeprefix("[").removesuffix("]"), check.ip_version)
+                ips = await self.resolver.resolve(host, check.ip_version)
             ip = ips[0]
         ctx.resolved_ip = ip
         family = _family_of(ip)

@@ -137,6 +137,13 @@ class SeriesDetectors:
         unless its configuration changed)."""
         return self.state is state and self.pop == w.pop and self.check_type == w.check_type
 
+    @classmethod
+    def for_window(
+        cls, cached: SeriesDetectors | None, state: SeriesState, w: WindowSummary, configs: DetectorConfigs
+    ) -> SeriesDetectors:
+        """``cached`` when it still fits ``state`` and ``w``, else new detectors."""
+        return cached if cached is not None and cached.fits(state, w) else cls(state, w, configs)
+
     def latency_for(self, phase: str, configs: DetectorConfigs) -> LatencyDetector:
         detector = self.latency.get(phase)
         if detector is None:
@@ -156,8 +163,13 @@ def process_window(
     ``detectors``: the series' :class:`SeriesDetectors` from an earlier window (rebuilt when missing or
     not for this state); :class:`WriteBehindSeries` keeps one per live state.
     """
-    if detectors is None or not detectors.fits(state, w):
-        detectors = SeriesDetectors(state, w, configs)
+    return _detect(state, w, configs, SeriesDetectors.for_window(detectors, state, w, configs))
+
+
+def _detect(
+    state: SeriesState, w: WindowSummary, configs: DetectorConfigs, detectors: SeriesDetectors
+) -> tuple[list[AlertEvent], list[Change | Heartbeat]]:
+    """:func:`process_window` with detectors known to fit."""
     trace = w.failed_trace_id or w.trace_id
     alerts: list[AlertEvent] = []
     at = w.last_ms
@@ -373,10 +385,8 @@ class WriteBehindSeries:
             self.live[key] = live
             self.budget.count += 1
             self._evict()
-        detectors = live.detectors
-        if detectors is None or not detectors.fits(live.state, w):
-            detectors = live.detectors = SeriesDetectors(live.state, w, self.configs)
-        alerts, outputs = process_window(live.state, w, self.configs, detectors)
+        live.detectors = detectors = SeriesDetectors.for_window(live.detectors, live.state, w, self.configs)
+        alerts, outputs = _detect(live.state, w, self.configs, detectors)
         live.unsaved += 1
         if alerts or outputs or live.unsaved >= self.persist_every:
             self.store.put(key, live.state)

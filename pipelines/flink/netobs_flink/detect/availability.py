@@ -153,14 +153,12 @@ class Correlator:
         self.state = state or CorrelatorState()
         self.members_added = 0  # (pop, check, target) memberships that ``seen`` or ``apply`` created
 
-    def seen(self, pop: str, check: str, target: str, at_ms: int) -> bool:
-        """Record that ``pop`` reported on (check, target) at ``at_ms`` (membership for k of n); True if
-        ``pop`` was not a member of that target before."""
+    def seen(self, pop: str, check: str, target: str, at_ms: int) -> None:
+        """Record that ``pop`` reported on (check, target) at ``at_ms`` (membership for k of n); a new
+        member counts in ``members_added``."""
         pops = self.state.seen.setdefault((check, target), {})
-        new = pop not in pops
+        self.members_added += pop not in pops
         pops[pop] = max(pops.get(pop, 0), at_ms)
-        self.members_added += new
-        return new
 
     def apply(self, change: Change) -> list[AlertEvent]:
         """Apply one up/down change; returns the alert transitions it causes (resolutions first)."""

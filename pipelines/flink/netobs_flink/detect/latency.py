@@ -184,21 +184,6 @@ class LatencyDetector:
         c = self.config
         return ((at_ms / 1000.0) % c.season_s) / c.season_s * c.buckets
 
-    def _profile(self, seasonal: _Seasonal, pos: float) -> float | None:
-        """Piecewise-linear profile value at bucket position ``pos`` (None where it has no data)."""
-        n = self.config.buckets
-        i = math.floor(pos) % n
-        j = (i + 1) % n
-        frac = pos - math.floor(pos)
-        wi, wj = seasonal.weights[i], seasonal.weights[j]
-        if wi <= 0 and wj <= 0:
-            return None
-        if wi <= 0:
-            return seasonal.levels[j]
-        if wj <= 0:
-            return seasonal.levels[i]
-        return seasonal.levels[i] * (1.0 - frac) + seasonal.levels[j] * frac
-
     def _seasonal_residual(self, seasonal: _Seasonal, at_ms: int, x: float) -> tuple[float, float] | None:
         """(distance from ``x`` to the band the profile spans within one bucket of ``at_ms`` (0 inside),
         residual against the profile at ``at_ms`` itself).
@@ -210,9 +195,10 @@ class LatencyDetector:
         pos = self._phase(at_ms)
         n = self.config.buckets
         levels, weights = seasonal.levels, seasonal.weights
-        # The profile within one bucket of t (what _profile gives at these positions, inlined: this runs
-        # for every sample), and the points on either side of that span: at a step that falls between two
-        # points, the nearest "clean" point on each side is then in the band.
+        # The profile within one bucket of t: at five positions, the piecewise-linear value between the
+        # two points around it (the one with data when only one has; none when neither has), and the points
+        # on either side of that span: at a step that falls between two points, the nearest "clean" point
+        # on each side is then in the band.
         values: list[float] = []
         point: float | None = None
         for shift in (-1.0, -0.5, 0.0, 0.5, 1.0):
