@@ -49,3 +49,14 @@ def result(
 
 def encode(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":")).encode()
+
+
+# Messages on the results topic that are no result record: each goes to the dead-letter topic.
+MALFORMED = [
+    b"not json at all",
+    b"[1, 2, 3]",
+    b'{"result_id": "x", "started_at_ms": "yesterday", "agent_id": "a", "check_name": "c", '
+    b'"check_type": "http", "target": "t", "success": true}',
+    b'{"result_id": "x", "agent_id": "a"}',
+    b"",
+]

@@ -23,7 +23,7 @@ from tests.flink.harness import (
     wait_for,
     wait_until_running,
 )
-from tests.flink.records import encode, result
+from tests.flink.records import MALFORMED, encode, result
 
 pytestmark = pytest.mark.real
 
@@ -160,16 +160,6 @@ def test_latency_shift_and_outage_fire_and_resolve_in_alertmanager(
     outage_events = [e for e in mine if e["kind"] == "target_outage"]
     assert [e["status"] for e in outage_events] == ["firing", "resolved"]
     assert outage_events[0]["annotations"]["trace_id"]
-
-
-MALFORMED = [
-    b"not json at all",
-    b"[1, 2, 3]",
-    b'{"result_id": "x", "started_at_ms": "yesterday", "agent_id": "a", "check_name": "c", '
-    b'"check_type": "http", "target": "t", "success": true}',
-    b'{"result_id": "x", "agent_id": "a"}',
-    b"",
-]
 
 
 def test_malformed_messages_go_to_deadletter_and_the_job_keeps_running(

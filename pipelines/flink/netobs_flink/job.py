@@ -5,18 +5,17 @@
 
 Only import this inside the Flink virtualenv. Dataflow (per-record work stays in the JVM):
 
-    Kafka netobs.results ─┬─ SQL json source ─ valid ─ TUMBLE(window_s) per series ─ one text line ─┐ (JVM)
-                          │     lines per (shard, window): TUMBLE on window_time, ARRAY_AGG + JOIN ─┤
-                          │                                                                         ▼
-                          │            Python, keyed by shard: per-series detectors (live states,  ──┬─ alerts
-                          │            MapState written behind) │ lists of up/down changes         │
-                          │                        Python: cross-POP correlator (one key) ──────────┤
-                          │                                                                          ▼
-                          │                        Kafka netobs.alerts (exactly-once)  +  Alertmanager
-                          │                        (POST /api/v2/alerts, re-sent while firing)
-                          └─ SQL raw source ─ Java check (one parse) ─┬─ invalid ─ Kafka netobs.deadletter
-                                                                      └─ valid ─ dedup result_id ─ FileSink
-                                             <lake>/date=YYYY-MM-DD/hour=HH/part-*.jsonl (on checkpoints)
+    Kafka netobs.results ─ Java parser: one JSON parse per message, event time per partition
+      ├─ not a result record ─ Kafka netobs.deadletter
+      ├─ flat fields ─ SQL: TUMBLE(window_s) per series ─ one text line per series and window  (JVM)
+      │    lines per (shard, window): TUMBLE on window_time, ARRAY_AGG + ARRAY_JOIN
+      │    └─ Python, keyed by shard: per-series detectors (live states, MapState written behind) ─┬─ alerts
+      │         │ lists of up/down changes                                                        │
+      │         └─ Python: cross-POP correlator (one key) ────────────────────────────────────────┤
+      │                                                                                           ▼
+      │           Kafka netobs.alerts (exactly-once)  +  Alertmanager (POST /api/v2/alerts, re-sent while firing)
+      └─ (result_id hash, raw) ─ Java dedup (--archive-dedup-s) ─ FileSink
+             <lake>/date=YYYY-MM-DD/hour=HH/part-*.jsonl (files completed on checkpoints)
 
 Python is called once per (shard, window) with the lines of many series (``--shards``, default 64), not
 once per series: per-call overhead (row conversion, state access through PEMJA) is paid per batch.
@@ -45,8 +44,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pyflink.common import Configuration, Row, Types
-from pyflink.common.serialization import Encoder, SimpleStringSchema
+from pyflink.common import Configuration, Row, Types, WatermarkStrategy
+from pyflink.common.serialization import DeserializationSchema, Encoder, SimpleStringSchema
 from pyflink.common.typeinfo import _from_java_type
 from pyflink.datastream import (
     DataStream,
@@ -57,7 +56,14 @@ from pyflink.datastream import (
     StreamExecutionEnvironment,
 )
 from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig, RollingPolicy
-from pyflink.datastream.connectors.kafka import DeliveryGuarantee, KafkaRecordSerializationSchema, KafkaSink
+from pyflink.datastream.connectors.kafka import (
+    DeliveryGuarantee,
+    KafkaOffsetResetStrategy,
+    KafkaOffsetsInitializer,
+    KafkaRecordSerializationSchema,
+    KafkaSink,
+    KafkaSource,
+)
 from pyflink.datastream.state import MapState, MapStateDescriptor, ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
@@ -66,12 +72,11 @@ from netobs_flink.alertmanager import AlertmanagerClient, AlertmanagerError
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent, event_from_dict
 from netobs_flink.detect.availability import Change, Correlator, CorrelatorState, join_state, split_state
 from netobs_flink.detect.latency import LatencyConfig
-from netobs_flink.record import required_spec, source_columns_sql
+from netobs_flink.record import PHASES, fields_spec, required_spec
 from netobs_flink.series import (
     FIELD_SEP,
     LINE_FIELDS,
     LINE_SEP,
-    PHASES,
     TEXT_FIELDS,
     DetectorConfigs,
     Heartbeat,
@@ -106,7 +111,8 @@ class JobConfig:
     allowed_lateness_s: float = 2.0
     idle_timeout_s: float = 5.0
     resend_interval_s: float = 60.0
-    dedup_ttl_s: float = 3 * 3600.0
+    dedup_ttl_s: float = 3 * 3600.0  # alert transitions: each one once
+    archive_dedup_s: float = 600.0  # archive: a result_id seen again within this is not written again
     detectors: DetectorConfigs = field(default_factory=DetectorConfigs)
     job_name: str = "netobs-detect"
     python_mode: str = "process"  # process (a Beam worker process per subtask) | thread (inside the JVM, PEMJA)
@@ -316,7 +322,7 @@ def _kafka_options(cfg: JobConfig, group_suffix: str) -> str:
 def window_sql(cfg: JobConfig) -> str:
     """The JVM pre-aggregation: one row per (series, tumbling window), the window's summary as one line
     (:data:`netobs_flink.series.LINE_FIELDS`), and the shard of the series."""
-    phase_cols = ",\n  ".join(f"AVG(CASE WHEN `success` THEN `phases_ms`['{p}'] END) AS `{p}_ms`" for p in PHASES)
+    phase_cols = ",\n  ".join(f"AVG(CASE WHEN `success` THEN `phase_{p}_ms` END) AS `{p}_ms`" for p in PHASES)
     return f"""
 SELECT `agent_id`, `pop`, `check_name`, `check_type`, `target`,
   MIN(`started_at_ms`) AS `first_ms`, MAX(`started_at_ms`) AS `last_ms`,
@@ -324,16 +330,16 @@ SELECT `agent_id`, `pop`, `check_name`, `check_type`, `target`,
   LAST_VALUE(`success`) AS `last_success`,
   AVG(CASE WHEN `success` THEN `duration_ms` END) AS `total_ms`,
   {phase_cols},
-  AVG(`icmp`.`loss_ratio`) AS `loss_ratio`,
-  LAST_VALUE(`traceroute`.`path_hash`) AS `path_hash`,
-  LAST_VALUE(`traceroute`.`hops`[CARDINALITY(`traceroute`.`hops`)].`rtt_ms`) AS `path_rtt_ms`,
-  MIN(COALESCE(`http`.`tls`.`cert_expiry_days`, `tcp`.`tls`.`cert_expiry_days`)) AS `cert_expiry_days`,
-  LAST_VALUE(COALESCE(`http`.`tls`.`cert_subject`, `tcp`.`tls`.`cert_subject`)) AS `cert_subject`,
+  AVG(`loss_ratio`) AS `loss_ratio`,
+  LAST_VALUE(`path_hash`) AS `path_hash`,
+  LAST_VALUE(`path_rtt_ms`) AS `path_rtt_ms`,
+  MIN(`cert_expiry_days`) AS `cert_expiry_days`,
+  LAST_VALUE(`cert_subject`) AS `cert_subject`,
   LAST_VALUE(`error_type`) AS `error_type`,
   LAST_VALUE(`trace_id`) AS `trace_id`,
   LAST_VALUE(CASE WHEN NOT `success` THEN `trace_id` END) AS `failed_trace_id`,
   `window_time`
-FROM TABLE(TUMBLE(TABLE `results_valid`, DESCRIPTOR(`ts`), INTERVAL '{cfg.window_s}' SECOND))
+FROM TABLE(TUMBLE(TABLE `results`, DESCRIPTOR(`ts`), INTERVAL '{cfg.window_s}' SECOND))
 GROUP BY `agent_id`, `pop`, `check_name`, `check_type`, `target`, `window_start`, `window_end`, `window_time`
 """
 
@@ -387,7 +393,6 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("pipeline.name", cfg.job_name)
     conf.set_string("table.local-time-zone", "UTC")
-    conf.set_string("table.exec.source.idle-timeout", f"{int(cfg.idle_timeout_s * 1000)} ms")
     conf.set_string("python.execution-mode", cfg.python_mode)
     if cfg.python_mode == "process":
         # On a local mini-cluster PyFlink otherwise runs every subtask's Python functions in this client
@@ -428,36 +433,26 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
     env.add_jars(*(_uri(j) for j in jars))
     env.add_python_file(str(PACKAGE_DIR))
     t_env = StreamTableEnvironment.create(env)
-    t_env.get_config().set("table.exec.state.ttl", f"{int(cfg.dedup_ttl_s * 1000)} ms")
 
-    lateness_ms = int(cfg.allowed_lateness_s * 1000)
-    t_env.execute_sql(f"""
-CREATE TEMPORARY TABLE `results_json` (
-  {source_columns_sql()},
-  `ts` AS TO_TIMESTAMP_LTZ(COALESCE(`started_at_ms`, 0), 3),
-  WATERMARK FOR `ts` AS `ts` - INTERVAL '{lateness_ms / 1000:.3f}' SECOND
-) WITH ({_kafka_options(cfg, "detect")}, 'format' = 'json',
-  'json.ignore-parse-errors' = 'true', 'json.fail-on-missing-field' = 'false')""")
-    t_env.execute_sql("""
-CREATE TEMPORARY VIEW `results_valid` AS SELECT * FROM `results_json`
-WHERE `result_id` IS NOT NULL AND `started_at_ms` IS NOT NULL AND `agent_id` IS NOT NULL
-  AND `check_name` IS NOT NULL AND `target` IS NOT NULL AND `success` IS NOT NULL""")
-    t_env.execute_sql(f"""
-CREATE TEMPORARY TABLE `results_raw` (`raw` STRING)
-WITH ({_kafka_options(cfg, "raw")}, 'format' = 'raw')""")
-    t_env.create_java_temporary_system_function("netobs_result_id", "io.netobs.flink.ResultId")
-    # One stream of (raw, rid) feeds both the dead letter and the archive: one Kafka read and one parse
-    # per message (two SQL consumers of the same table would each get their own source).
-    checked = t_env.to_data_stream(
-        t_env.sql_query(f"SELECT `raw`, netobs_result_id(`raw`, '{required_spec()}') AS `rid` FROM `results_raw`")
+    # One Kafka read and one JSON parse per message, in the JVM, for all three paths.
+    parser = _java_function("io.netobs.flink.ResultParser").configure(fields_spec(), required_spec())
+    parsed = env.from_source(_kafka_source(cfg, parser), _watermarks(cfg, parser), "results from Kafka").uid(
+        "results-kafka"
     )
-    invalid = DataStream(
-        checked._j_data_stream.flatMap(
-            _java_function("io.netobs.flink.InvalidRaw"), Types.STRING().get_java_type_info()
-        )
-    )
+    invalid = _java_flat_map(parsed, "io.netobs.flink.InvalidRaw", Types.STRING().get_java_type_info())
     invalid.sink_to(_kafka_sink(cfg, cfg.deadletter_topic, "deadletter")).name("dead letter to Kafka").uid(
         "deadletter-kafka"
+    )
+    fields = _java_flat_map(parsed, "io.netobs.flink.RecordFields", parser.fieldsType())
+    t_env.create_temporary_view(
+        "results",
+        t_env.from_data_stream(
+            fields,
+            Schema.new_builder()
+            .column_by_metadata("ts", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
+            .watermark("ts", "SOURCE_WATERMARK()")
+            .build(),
+        ),
     )
 
     # Detection: JVM windows -> batches of many series per (shard, window) -> Python -> Python correlator.
@@ -491,26 +486,12 @@ WITH ({_kafka_options(cfg, "raw")}, 'format' = 'raw')""")
         ).name("alertmanager").uid("alertmanager")
 
     if cfg.lake:
-        t_env.create_temporary_view(
-            "results_checked",
-            t_env.from_data_stream(
-                checked,
-                Schema.new_builder()
-                .column("raw", DataTypes.STRING())
-                .column("rid", DataTypes.STRING())
-                .column_by_expression("proc", "PROCTIME()")
-                .build(),
-            ),
-        )
-        archive = t_env.sql_query("""
-SELECT `raw` FROM (
-  SELECT `raw`, ROW_NUMBER() OVER (PARTITION BY `rid` ORDER BY `proc`) AS `rn`
-  FROM `results_checked` WHERE `rid` IS NOT NULL
-) WHERE `rn` = 1""")
-        rows = t_env.to_data_stream(archive)
-        row_field = _java_function("io.netobs.flink.RowField")
+        key = _java_function("io.netobs.flink.ArchiveKey")
+        ids = parsed._j_data_stream.flatMap(key, Types.TUPLE([Types.LONG(), Types.STRING()]).get_java_type_info())
+        once = _java_function("io.netobs.flink.ArchiveOnce").withHorizonMs(int(cfg.archive_dedup_s * 1000))
+        lines = DataStream(ids.keyBy(key).process(once, Types.STRING().get_java_type_info()))
+        lines = lines.name("each result_id once").uid("archive-once")
         assigner = _java_function("io.netobs.flink.EventTimeHourBucketAssigner")
-        lines = DataStream(rows._j_data_stream.map(row_field, Types.STRING().get_java_type_info()))
         sink = (
             FileSink.for_row_format(_uri(cfg.lake), Encoder.simple_string_encoder())
             .with_bucket_assigner(BucketAssigner(assigner))
@@ -528,6 +509,38 @@ def _java_function(class_name: str) -> Any:
     """An instance of one of the job's Java helpers (netobs-flink.jar, loaded with the job's jars)."""
     loader = get_gateway().jvm.Thread.currentThread().getContextClassLoader()
     return loader.loadClass(class_name).newInstance()
+
+
+def _java_flat_map(stream: DataStream, class_name: str, j_type: Any) -> DataStream:
+    return DataStream(stream._j_data_stream.flatMap(_java_function(class_name), j_type))
+
+
+def _kafka_source(cfg: JobConfig, parser: Any) -> KafkaSource:
+    """The results topic from the group's committed offsets (the earliest without any), committed on
+    checkpoints, each message read by ``parser`` (io.netobs.flink.ResultParser)."""
+    return (
+        KafkaSource.builder()
+        .set_bootstrap_servers(cfg.bootstrap_servers)
+        .set_topics(cfg.results_topic)
+        .set_group_id(f"{cfg.group_id}-results")
+        .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
+        .set_value_only_deserializer(DeserializationSchema(parser))
+        .build()
+    )
+
+
+def _watermarks(cfg: JobConfig, parser: Any) -> WatermarkStrategy:
+    """Event time from the parser (started_at_ms), per Kafka partition: the watermark trails the largest
+    result's by the allowed lateness (dead letters do not count), and a partition idle for
+    ``idle_timeout_s`` stops holding it back."""
+    jvm = get_gateway().jvm
+    generator = _java_function("io.netobs.flink.RecordWatermarks").withLatenessMs(int(cfg.allowed_lateness_s * 1000))
+    j_strategy = (
+        jvm.org.apache.flink.api.common.eventtime.WatermarkStrategy.forGenerator(generator)
+        .withTimestampAssigner(parser)
+        .withIdleness(jvm.java.time.Duration.ofMillis(int(cfg.idle_timeout_s * 1000)))
+    )
+    return WatermarkStrategy(j_strategy)
 
 
 def _keyed_by_shard(batches: DataStream) -> KeyedStream:
@@ -596,6 +609,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
     p.add_argument("--allowed-lateness-s", type=float, default=JobConfig.allowed_lateness_s)
     p.add_argument("--idle-timeout-s", type=float, default=JobConfig.idle_timeout_s)
     p.add_argument("--resend-interval-s", type=float, default=JobConfig.resend_interval_s)
+    p.add_argument(
+        "--archive-dedup-s",
+        type=float,
+        default=JobConfig.archive_dedup_s,
+        help="a result_id archived is not archived again for this long (state: ~10 bytes per id)",
+    )
     p.add_argument("--latency-warmup-s", type=float, default=LatencyConfig.warmup_s)
     p.add_argument("--latency-season-s", type=float, default=LatencyConfig.season_s)
     p.add_argument("--latency-min-samples", type=int, default=LatencyConfig.min_samples)
@@ -644,6 +663,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
         allowed_lateness_s=args.allowed_lateness_s,
         idle_timeout_s=args.idle_timeout_s,
         resend_interval_s=args.resend_interval_s,
+        archive_dedup_s=args.archive_dedup_s,
         detectors=replace(DetectorConfigs(), latency=latency),
         python_mode=args.python_mode,
         shards=args.shards,
@@ -652,6 +672,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
     )
     if cfg.shards < 1 or cfg.persist_every < 1 or cfg.max_live_series < 1:
         p.error("--shards, --persist-every and --max-live-series must be >= 1")
+    if cfg.archive_dedup_s <= 0:
+        p.error(f"--archive-dedup-s must be > 0 s, got {cfg.archive_dedup_s}")
     if not args.jars:
         p.error("--jars (or NETOBS_FLINK_JARS) must name the folder with the connector jars")
     jars = sorted(str(j) for j in Path(args.jars).glob("*.jar"))

@@ -23,8 +23,7 @@ from netobs_flink.detect.latency import LatencyConfig, LatencyDetector, LatencyS
 from netobs_flink.detect.path import PathChangeDetector, PathConfig, PathState
 from netobs_flink.detect.rate import RateConfig, RateDetector, RateState
 from netobs_flink.detect.tls import TlsConfig, TlsExpiryDetector, TlsState
-
-PHASES = ("dns", "connect", "tls", "ttfb", "transfer")
+from netobs_flink.record import PHASES
 
 
 @dataclass
