@@ -48,11 +48,11 @@ def golden(check_type: str) -> dict[str, Any]:
     return data
 
 
-def parse(parser: Any, message: bytes) -> tuple[str, int | None, dict[str, Any] | None]:
+def parse(parser: Any, message: bytes) -> tuple[bytes, int | None, dict[str, Any] | None]:
     row = parser.deserialize(message)
     fields = row.getField(2)
     named = None if fields is None else {name: fields.getField(i) for i, name in enumerate(READ_FIELDS)}
-    return row.getField(0), row.getField(1), named
+    return bytes(row.getField(0)), row.getField(1), named
 
 
 def expected(record: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def test_the_parser_reads_what_record_py_says(parser: Any, index: int) -> None:
     record = variants()[index]
     message = json.dumps(record).encode()
     raw, rid, fields = parse(parser, message)
-    assert raw == message.decode()
+    assert raw == message  # the bytes as they came
     assert rid is not None
     assert fields == expected(record)
 
@@ -122,13 +122,15 @@ def test_records_missing_what_is_required_are_dead_letters(parser: Any, change: 
     assert not is_valid(record)
     raw, rid, fields = parse(parser, json.dumps(record).encode())
     assert (rid, fields) == (None, None)
-    assert raw == json.dumps(record)
+    assert raw == json.dumps(record).encode()
 
 
-@pytest.mark.parametrize("message", [*MALFORMED, b'{"result_id": "x"} trailing', b'{"a": [1, 2}'])
+@pytest.mark.parametrize(
+    "message", [*MALFORMED, b'{"result_id": "x"} trailing', b'{"a": [1, 2}', b'{"result_id": "\xff\xfe"}']
+)
 def test_malformed_messages_are_dead_letters(parser: Any, message: bytes) -> None:
     raw, rid, fields = parse(parser, message)
-    assert (raw, rid, fields) == (message.decode(), None, None)
+    assert (raw, rid, fields) == (message, None, None)
 
 
 def test_event_time_is_started_at_and_a_dead_letter_keeps_its_kafka_time(parser: Any) -> None:
@@ -160,3 +162,11 @@ def test_the_archive_id_tables_hold_every_id_they_were_given(jvm: Any) -> None:
 def test_the_archive_horizon_must_be_positive(jvm: Any) -> None:
     with pytest.raises(Py4JJavaError, match="must be > 0 ms"):
         jvm.io.netobs.flink.ArchiveOnce().withHorizonMs(0)
+
+
+def test_the_archive_writes_each_record_as_one_line_of_its_bytes(jvm: Any) -> None:
+    encoder = jvm.io.netobs.flink.EventTimeHourBucketAssigner()
+    stream = jvm.java.io.ByteArrayOutputStream()
+    for line in (b'{"a": "\xc3\xa9"}', b"{}"):
+        encoder.encode(line, stream)
+    assert bytes(stream.toByteArray()) == b'{"a": "\xc3\xa9"}\n{}\n'

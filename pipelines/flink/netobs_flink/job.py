@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from pyflink.common import Configuration, Row, Types, WatermarkStrategy
-from pyflink.common.serialization import DeserializationSchema, Encoder, SimpleStringSchema
+from pyflink.common.serialization import DeserializationSchema, Encoder, SerializationSchema, SimpleStringSchema
 from pyflink.common.typeinfo import _from_java_type
 from pyflink.datastream import (
     DataStream,
@@ -124,6 +124,7 @@ class JobConfig:
 # -- Python functions (they run in the Python workers) ---------------------------------------------
 
 
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())  # byte[]: messages as they came, for the archive and dead letters
 CORRELATE = OutputTag("correlate", Types.PICKLED_BYTE_ARRAY())
 
 
@@ -439,11 +440,14 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
     parsed = env.from_source(_kafka_source(cfg, parser), _watermarks(cfg, parser), "results from Kafka").uid(
         "results-kafka"
     )
-    invalid = _java_flat_map(parsed, "io.netobs.flink.InvalidRaw", Types.STRING().get_java_type_info())
-    invalid.sink_to(_kafka_sink(cfg, cfg.deadletter_topic, "deadletter")).name("dead letter to Kafka").uid(
-        "deadletter-kafka"
+    dead_letters = _java_function("io.netobs.flink.InvalidRaw")
+    invalid = DataStream(parsed._j_data_stream.flatMap(dead_letters, BYTES.get_java_type_info()))
+    invalid.sink_to(_kafka_sink(cfg, cfg.deadletter_topic, "deadletter", SerializationSchema(dead_letters))).name(
+        "dead letter to Kafka"
+    ).uid("deadletter-kafka")
+    fields = DataStream(
+        parsed._j_data_stream.flatMap(_java_function("io.netobs.flink.RecordFields"), parser.fieldsType())
     )
-    fields = _java_flat_map(parsed, "io.netobs.flink.RecordFields", parser.fieldsType())
     t_env.create_temporary_view(
         "results",
         t_env.from_data_stream(
@@ -487,13 +491,13 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
 
     if cfg.lake:
         key = _java_function("io.netobs.flink.ArchiveKey")
-        ids = parsed._j_data_stream.flatMap(key, Types.TUPLE([Types.LONG(), Types.STRING()]).get_java_type_info())
+        ids = parsed._j_data_stream.flatMap(key, Types.TUPLE([Types.LONG(), BYTES]).get_java_type_info())
         once = _java_function("io.netobs.flink.ArchiveOnce").withHorizonMs(int(cfg.archive_dedup_s * 1000))
-        lines = DataStream(ids.keyBy(key).process(once, Types.STRING().get_java_type_info()))
+        lines = DataStream(ids.keyBy(key).process(once, BYTES.get_java_type_info()))
         lines = lines.name("each result_id once").uid("archive-once")
         assigner = _java_function("io.netobs.flink.EventTimeHourBucketAssigner")
         sink = (
-            FileSink.for_row_format(_uri(cfg.lake), Encoder.simple_string_encoder())
+            FileSink.for_row_format(_uri(cfg.lake), Encoder(assigner))
             .with_bucket_assigner(BucketAssigner(assigner))
             .with_output_file_config(
                 OutputFileConfig.builder().with_part_prefix("part").with_part_suffix(".jsonl").build()
@@ -509,10 +513,6 @@ def _java_function(class_name: str) -> Any:
     """An instance of one of the job's Java helpers (netobs-flink.jar, loaded with the job's jars)."""
     loader = get_gateway().jvm.Thread.currentThread().getContextClassLoader()
     return loader.loadClass(class_name).newInstance()
-
-
-def _java_flat_map(stream: DataStream, class_name: str, j_type: Any) -> DataStream:
-    return DataStream(stream._j_data_stream.flatMap(_java_function(class_name), j_type))
 
 
 def _kafka_source(cfg: JobConfig, parser: Any) -> KafkaSource:
@@ -557,14 +557,14 @@ def _keyed_by_shard(batches: DataStream) -> KeyedStream:
     return KeyedStream(j_keyed, row_type, batches)
 
 
-def _kafka_sink(cfg: JobConfig, topic: str, name: str) -> KafkaSink:
+def _kafka_sink(cfg: JobConfig, topic: str, name: str, values: SerializationSchema | None = None) -> KafkaSink:
     return (
         KafkaSink.builder()
         .set_bootstrap_servers(cfg.bootstrap_servers)
         .set_record_serializer(
             KafkaRecordSerializationSchema.builder()
             .set_topic(topic)
-            .set_value_serialization_schema(SimpleStringSchema())
+            .set_value_serialization_schema(values or SimpleStringSchema())
             .build()
         )
         .set_delivery_guarantee(

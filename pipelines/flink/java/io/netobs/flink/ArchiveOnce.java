@@ -13,8 +13,8 @@ import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.util.Collector;
 
 /**
- * The archive's dedup: passes on the raw text of each (result_id hash, raw) whose id it has not seen within
- * the horizon (processing time), in the JVM.
+ * The archive's dedup: passes on the raw bytes of each (result_id hash, raw) whose id it has not seen
+ * within the horizon (processing time), in the JVM.
  *
  * <p>Per key (a bucket of ids, {@link ArchiveKey}) the state is a few generations of ids, each an
  * open-addressing table of 64-bit hashes in a {@code long[]} (8-12 bytes per id, against ~200 for a
@@ -24,7 +24,7 @@ import org.apache.flink.util.Collector;
  * Duplicates further apart (a replay hours later) are written twice; the Spark job keeps one row per
  * result_id anyway. Two different ids share a 64-bit hash with odds of ~1e-12 per record at that size.
  */
-public final class ArchiveOnce extends KeyedProcessFunction<Integer, Tuple2<Long, String>, String> {
+public final class ArchiveOnce extends KeyedProcessFunction<Integer, Tuple2<Long, byte[]>, byte[]> {
     private static final long serialVersionUID = 1L;
     private static final int GENERATIONS = 4;
     private long horizonMs = 600_000L;
@@ -46,7 +46,7 @@ public final class ArchiveOnce extends KeyedProcessFunction<Integer, Tuple2<Long
     }
 
     @Override
-    public void processElement(Tuple2<Long, String> value, Context ctx, Collector<String> out) throws Exception {
+    public void processElement(Tuple2<Long, byte[]> value, Context ctx, Collector<byte[]> out) throws Exception {
         long id = value.f0 == 0L ? 1L : value.f0; // 0 marks an empty slot
         long now = ctx.timerService().currentProcessingTime();
         long generationMs = Math.max(1L, horizonMs / GENERATIONS);

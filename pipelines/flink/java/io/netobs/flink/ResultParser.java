@@ -1,7 +1,6 @@
 package io.netobs.flink;
 
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -9,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import org.apache.flink.api.common.eventtime.SerializableTimestampAssigner;
 import org.apache.flink.api.common.serialization.DeserializationSchema;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.JsonFactory;
@@ -21,7 +21,7 @@ import org.apache.flink.types.Row;
  * parse, no tree built.
  *
  * <ul>
- *   <li>{@code raw}: the message as text (what the archive and the dead-letter topic write);
+ *   <li>{@code raw}: the message's bytes (what the archive and the dead-letter topic write, as they came);
  *   <li>{@code id}: a 64-bit hash of the result_id, or NULL when the message is not a processable
  *       result record (it then goes to the dead-letter topic);
  *   <li>{@code fields}: the flat row the detectors' SQL reads, NULL when id is.
@@ -113,7 +113,11 @@ public final class ResultParser implements DeserializationSchema<Row>, Serializa
 
     @Override
     public TypeInformation<Row> getProducedType() {
-        return Types.ROW_NAMED(new String[] {"raw", "id", "fields"}, Types.STRING, Types.LONG, fieldsType());
+        return Types.ROW_NAMED(
+                new String[] {"raw", "id", "fields"},
+                PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO,
+                Types.LONG,
+                fieldsType());
     }
 
     @Override
@@ -130,7 +134,7 @@ public final class ResultParser implements DeserializationSchema<Row>, Serializa
 
     @Override
     public Row deserialize(byte[] message) {
-        String raw = message == null ? "" : new String(message, StandardCharsets.UTF_8);
+        byte[] raw = message == null ? new byte[0] : message;
         Object[][] values = parse(raw);
         Row out = Row.withPositions(3);
         out.setField(0, raw);
@@ -152,8 +156,8 @@ public final class ResultParser implements DeserializationSchema<Row>, Serializa
     }
 
     /** The slots' values (field, alternative) of one message, or null when it is not a JSON object. */
-    private Object[][] parse(String raw) {
-        if (raw.isEmpty()) {
+    private Object[][] parse(byte[] raw) {
+        if (raw.length == 0) {
             return null;
         }
         if (factory == null) {
