@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netobs_flink.record import READ_FIELDS, extract, fields_spec, is_valid, required_spec
+from netobs_flink.record import PHASES, READ_FIELDS, extract, fields_spec, is_valid, required_spec
+from netobs_flink.series import LINE_FIELDS, LINE_SEP, WindowSummary, parse_batch
 from py4j.protocol import Py4JJavaError
 from pyflink.java_gateway import get_gateway
 from pyflink.util.java_utils import add_jars_to_context_class_loader
@@ -170,3 +171,98 @@ def test_the_archive_writes_each_record_as_one_line_of_its_bytes(jvm: Any) -> No
     for line in (b'{"a": "\xc3\xa9"}', b"{}"):
         encoder.encode(line, stream)
     assert bytes(stream.toByteArray()) == b'{"a": "\xc3\xa9"}\n{}\n'
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _last(records: list[dict[str, Any]], name: str) -> Any:
+    values = [r[name] for r in records if r[name] is not None]
+    return values[-1] if values else None
+
+
+def expected_summary(fields: list[dict[str, Any]]) -> WindowSummary:
+    """What one series' window should sum up to (the rules in ShardWindows' doc), from the parsed fields."""
+    ok = [f for f in fields if f["success"]]
+    failed = [f for f in fields if not f["success"]]
+    phases = {p: _mean([f[f"phase_{p}_ms"] for f in ok if f[f"phase_{p}_ms"] is not None]) for p in PHASES}
+    certs = [f["cert_expiry_days"] for f in fields if f["cert_expiry_days"] is not None]
+    first = fields[0]
+
+    def text(value: str | None) -> str | None:  # separators inside text become spaces
+        return None if value is None else value.replace("\x1f", " ").replace("\x1e", " ")
+
+    return WindowSummary(
+        agent_id=first["agent_id"],
+        pop=first["pop"],
+        check_name=first["check_name"],
+        check_type=first["check_type"],
+        target=text(first["target"]) or "",
+        first_ms=min(f["started_at_ms"] for f in fields),
+        last_ms=max(f["started_at_ms"] for f in fields),
+        count=len(fields),
+        failures=len(failed),
+        last_success=fields[-1]["success"],
+        total_ms=_mean([f["duration_ms"] for f in ok if f["duration_ms"] is not None]),
+        phases_ms={p: v for p, v in phases.items() if v is not None},
+        loss_ratio=_mean([f["loss_ratio"] for f in fields if f["loss_ratio"] is not None]),
+        path_hash=_last(fields, "path_hash"),
+        path_rtt_ms=_last(fields, "path_rtt_ms"),
+        cert_expiry_days=min(certs) if certs else None,
+        cert_subject=text(_last(fields, "cert_subject")),
+        error_type=_last(fields, "error_type"),
+        trace_id=_last(fields, "trace_id"),
+        failed_trace_id=_last(failed, "trace_id"),
+    )
+
+
+def window_records() -> list[dict[str, Any]]:
+    """Results of four series in one window: mixed outcomes, phases, loss, paths, certificates, odd text."""
+    http, icmp, tcp, trace = golden("http"), golden("icmp"), golden("tcp"), golden("traceroute")
+    out = []
+    for i, success in enumerate((True, False, True, True)):
+        out.append({**http, "success": success, "duration_ms": 10.0 + i, "phases_ms": {"dns": 1.0 + i, "tls": 2}})
+    out.append({**http, "success": True, "phases_ms": {}, "duration_ms": 3})  # an int duration, no phases
+    for loss in (0.0, 0.5, None):
+        out.append({**icmp, "icmp": None if loss is None else {**icmp["icmp"], "loss_ratio": loss}})
+    for days, subject in ((30.5, "CN=a\x1fb"), (12.0, None), (40.0, "CN=c\x1eafter")):
+        out.append({**tcp, "tcp": {**tcp["tcp"], "tls": {"cert_expiry_days": days, "cert_subject": subject}}})
+    for path, rtt in (("p1", 5.0), ("p2", None), (None, 7.0)):
+        hops = [{"ttl": 1, "rtt_ms": 1.0}, {"ttl": 2, "rtt_ms": rtt}]
+        out.append(
+            {**trace, "target": "odd\x1ftarget", "traceroute": {**trace["traceroute"], "path_hash": path, "hops": hops}}
+        )
+    out.append({**trace, "target": "odd\x1ftarget", "success": False, "trace_id": None, "error_type": "timeout"})
+    return out
+
+
+def test_the_window_lines_sum_up_each_series_as_the_detectors_expect(jvm: Any, parser: Any) -> None:
+    windows = jvm.io.netobs.flink.ShardWindows().configure(
+        ",".join(READ_FIELDS), ",".join(PHASES), ",".join(LINE_FIELDS), 64, 1000
+    )
+    rows = jvm.java.util.ArrayList()
+    fields: dict[str, list[dict[str, Any]]] = {}
+    for record in window_records():
+        row = parser.deserialize(json.dumps(record).encode())
+        rows.add(row.getField(2))
+        parsed = expected(record)
+        key = "|".join(str(parsed[k]) for k in ("agent_id", "pop", "check_name", "check_type", "target"))
+        fields.setdefault(key.replace("\x1f", " "), []).append(parsed)
+    lines = windows.linesOf(rows).split(LINE_SEP)
+    bad: list[ValueError] = []
+    got = {f"{s.agent_id}|{s.pop}|{s.check_name}|{s.check_type}|{s.target}": s for s in parse_batch(lines, bad.append)}
+    assert not bad
+    assert len(got) == len(fields) == 4
+    for key, series in fields.items():
+        assert got[key] == expected_summary(series), key
+
+
+def test_the_window_layout_is_checked_when_the_job_is_built(jvm: Any) -> None:
+    windows = jvm.io.netobs.flink.ShardWindows()
+    with pytest.raises(Py4JJavaError, match="unknown window line field"):
+        windows.configure(",".join(READ_FIELDS), ",".join(PHASES), "agent_id,no_such_field", 64, 1000)
+    with pytest.raises(Py4JJavaError, match="has no field phase_nope_ms"):
+        windows.configure(",".join(READ_FIELDS), "nope", ",".join(LINE_FIELDS), 64, 1000)
+    with pytest.raises(Py4JJavaError, match="must be >= 1"):
+        windows.configure(",".join(READ_FIELDS), ",".join(PHASES), ",".join(LINE_FIELDS), 0, 1000)

@@ -66,18 +66,15 @@ from pyflink.datastream.connectors.kafka import (
 )
 from pyflink.datastream.state import MapState, MapStateDescriptor, ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
-from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
 from netobs_flink.alertmanager import AlertmanagerClient, AlertmanagerError
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent, event_from_dict
 from netobs_flink.detect.availability import Change, Correlator, CorrelatorState, join_state, split_state
 from netobs_flink.detect.latency import LatencyConfig
-from netobs_flink.record import PHASES, fields_spec, required_spec
+from netobs_flink.record import PHASES, READ_FIELDS, fields_spec, required_spec
 from netobs_flink.series import (
-    FIELD_SEP,
     LINE_FIELDS,
     LINE_SEP,
-    TEXT_FIELDS,
     DetectorConfigs,
     Heartbeat,
     LiveBudget,
@@ -320,63 +317,6 @@ def _kafka_options(cfg: JobConfig, group_suffix: str) -> str:
     )
 
 
-def window_sql(cfg: JobConfig) -> str:
-    """The JVM pre-aggregation: one row per (series, tumbling window), the window's summary as one line
-    (:data:`netobs_flink.series.LINE_FIELDS`), and the shard of the series."""
-    phase_cols = ",\n  ".join(f"AVG(CASE WHEN `success` THEN `phase_{p}_ms` END) AS `{p}_ms`" for p in PHASES)
-    return f"""
-SELECT `agent_id`, `pop`, `check_name`, `check_type`, `target`,
-  MIN(`started_at_ms`) AS `first_ms`, MAX(`started_at_ms`) AS `last_ms`,
-  COUNT(*) AS `n`, SUM(CASE WHEN `success` THEN 0 ELSE 1 END) AS `failures`,
-  LAST_VALUE(`success`) AS `last_success`,
-  AVG(CASE WHEN `success` THEN `duration_ms` END) AS `total_ms`,
-  {phase_cols},
-  AVG(`loss_ratio`) AS `loss_ratio`,
-  LAST_VALUE(`path_hash`) AS `path_hash`,
-  LAST_VALUE(`path_rtt_ms`) AS `path_rtt_ms`,
-  MIN(`cert_expiry_days`) AS `cert_expiry_days`,
-  LAST_VALUE(`cert_subject`) AS `cert_subject`,
-  LAST_VALUE(`error_type`) AS `error_type`,
-  LAST_VALUE(`trace_id`) AS `trace_id`,
-  LAST_VALUE(CASE WHEN NOT `success` THEN `trace_id` END) AS `failed_trace_id`,
-  `window_time`
-FROM TABLE(TUMBLE(TABLE `results`, DESCRIPTOR(`ts`), INTERVAL '{cfg.window_s}' SECOND))
-GROUP BY `agent_id`, `pop`, `check_name`, `check_type`, `target`, `window_start`, `window_end`, `window_time`
-"""
-
-
-def _line_sql() -> str:
-    """SQL of one window line: the fields as text joined by FIELD_SEP ('' for NULL; the separators are
-    replaced inside text fields, so a field can never split a line)."""
-    parts = []
-    for name in LINE_FIELDS:
-        text = f"CAST(`{name}` AS STRING)"
-        if name in TEXT_FIELDS:
-            text = f"REPLACE(REPLACE(`{name}`, '{FIELD_SEP}', ' '), '{LINE_SEP}', ' ')"
-        parts.append(f"COALESCE({text}, '')")
-    return f"CONCAT_WS('{FIELD_SEP}', {', '.join(parts)})"
-
-
-def batch_sql(cfg: JobConfig) -> str:
-    """One row per (shard, window): the lines of the shard's series in that window, joined by LINE_SEP.
-    ARRAY_AGG then ARRAY_JOIN, not LISTAGG: LISTAGG copies the text accumulated so far for every line it
-    adds (quadratic; 10% of the JVM's samples with 300 lines a batch). A second tumbling window on the
-    first one's ``window_time`` closes at the same watermark."""
-    return f"""
-SELECT `shard`, ARRAY_JOIN(ARRAY_AGG(`line`), '{LINE_SEP}') AS `lines`
-FROM TABLE(TUMBLE(TABLE `series_lines`, DESCRIPTOR(`rowtime`), INTERVAL '{cfg.window_s}' SECOND))
-GROUP BY `shard`, `window_start`, `window_end`
-"""
-
-
-def series_lines_sql(cfg: JobConfig) -> str:
-    return f"""
-SELECT netobs_shard(CONCAT_WS('|', `agent_id`, `check_name`, `target`), {cfg.shards}) AS `shard`,
-  {_line_sql()} AS `line`, `window_time` AS `rowtime`
-FROM `series_windows`
-"""
-
-
 def latest_checkpoint(checkpoint_dir: str) -> str | None:
     """The newest completed checkpoint (``chk-N`` with a ``_metadata`` file) under ``checkpoint_dir``."""
     root = Path(checkpoint_dir.removeprefix("file://"))
@@ -433,8 +373,6 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
     env.set_parallelism(cfg.parallelism)
     env.add_jars(*(_uri(j) for j in jars))
     env.add_python_file(str(PACKAGE_DIR))
-    t_env = StreamTableEnvironment.create(env)
-
     # One Kafka read and one JSON parse per message, in the JVM, for all three paths.
     parser = _java_function("io.netobs.flink.ResultParser").configure(fields_spec(), required_spec())
     parsed = env.from_source(_kafka_source(cfg, parser), _watermarks(cfg, parser), "results from Kafka").uid(
@@ -445,25 +383,16 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
     invalid.sink_to(_kafka_sink(cfg, cfg.deadletter_topic, "deadletter", SerializationSchema(dead_letters))).name(
         "dead letter to Kafka"
     ).uid("deadletter-kafka")
-    fields = DataStream(
-        parsed._j_data_stream.flatMap(_java_function("io.netobs.flink.RecordFields"), parser.fieldsType())
-    )
-    t_env.create_temporary_view(
-        "results",
-        t_env.from_data_stream(
-            fields,
-            Schema.new_builder()
-            .column_by_metadata("ts", DataTypes.TIMESTAMP_LTZ(3), "rowtime")
-            .watermark("ts", "SOURCE_WATERMARK()")
-            .build(),
-        ),
-    )
+    fields = parsed._j_data_stream.flatMap(_java_function("io.netobs.flink.RecordFields"), parser.fieldsType())
 
-    # Detection: JVM windows -> batches of many series per (shard, window) -> Python -> Python correlator.
-    t_env.create_java_temporary_system_function("netobs_shard", "io.netobs.flink.Shard")
-    t_env.create_temporary_view("series_windows", t_env.sql_query(window_sql(cfg)))
-    t_env.create_temporary_view("series_lines", t_env.sql_query(series_lines_sql(cfg)))
-    batches = t_env.to_data_stream(t_env.sql_query(batch_sql(cfg)))
+    # Detection: per (series, window) summaries, sent as one batch of lines per (shard, window) (JVM) ->
+    # Python detectors keyed by shard -> Python correlator.
+    windows = _java_function("io.netobs.flink.ShardWindows").configure(
+        ",".join(READ_FIELDS), ",".join(PHASES), ",".join(LINE_FIELDS), cfg.shards, cfg.window_s * 1000
+    )
+    batches = DataStream(
+        fields.keyBy(windows).process(windows, windows.batchType()).name("series windows").uid("series-windows")
+    )
     series = _keyed_by_shard(batches).process(
         SeriesBatchFunction(cfg.detectors, cfg.persist_every, cfg.max_live_series), output_type=Types.STRING()
     )

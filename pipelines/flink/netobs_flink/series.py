@@ -238,20 +238,6 @@ LINE_FIELDS: tuple[str, ...] = (
     "trace_id",
     "failed_trace_id",
 )
-TEXT_FIELDS = frozenset(
-    {
-        "agent_id",
-        "pop",
-        "check_name",
-        "check_type",
-        "target",
-        "path_hash",
-        "cert_subject",
-        "error_type",
-        "trace_id",
-        "failed_trace_id",
-    }
-)
 
 
 def _float(text: str) -> float | None:
