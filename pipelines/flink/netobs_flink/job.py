@@ -1,4 +1,4 @@
-"""The streaming job (PyFlink DataStream + Table API): detect, alert, dead-letter, archive.
+"""The streaming job (PyFlink DataStream API): detect, alert, dead-letter, archive.
 
     python -m netobs_flink.job --bootstrap-servers 127.0.0.1:9092 --alertmanager-url http://127.0.0.1:9093 \\
         --lake /data/lake --checkpoint-dir /data/checkpoints
@@ -7,14 +7,14 @@ Only import this inside the Flink virtualenv. Dataflow (per-record work stays in
 
     Kafka netobs.results ─ Java parser: one JSON parse per message, event time per partition
       ├─ not a result record ─ Kafka netobs.deadletter
-      ├─ flat fields ─ SQL: TUMBLE(window_s) per series ─ one text line per series and window  (JVM)
-      │    lines per (shard, window): TUMBLE on window_time, ARRAY_AGG + ARRAY_JOIN
+      ├─ flat fields ─ Java, keyed by shard: per series and tumbling window (window_s) one summary line,
+      │    the lines of a shard's series sent as one batch when the watermark passes the window  (JVM)
       │    └─ Python, keyed by shard: per-series detectors (live states, MapState written behind) ─┬─ alerts
       │         │ lists of up/down changes                                                        │
       │         └─ Python: cross-POP correlator (one key) ────────────────────────────────────────┤
       │                                                                                           ▼
       │           Kafka netobs.alerts (exactly-once)  +  Alertmanager (POST /api/v2/alerts, re-sent while firing)
-      └─ (result_id hash, raw) ─ Java dedup (--archive-dedup-s) ─ FileSink
+      └─ (result_id hash, raw bytes) ─ Java dedup (--archive-dedup-s) ─ FileSink
              <lake>/date=YYYY-MM-DD/hour=HH/part-*.jsonl (files completed on checkpoints)
 
 Python is called once per (shard, window) with the lines of many series (``--shards``, default 64), not
@@ -333,7 +333,6 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("pipeline.name", cfg.job_name)
-    conf.set_string("table.local-time-zone", "UTC")
     conf.set_string("python.execution-mode", cfg.python_mode)
     if cfg.python_mode == "process":
         # On a local mini-cluster PyFlink otherwise runs every subtask's Python functions in this client

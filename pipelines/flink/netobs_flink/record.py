@@ -1,8 +1,9 @@
 """The fields of the result record the streaming job reads: a mirror of agent/netobs/result.py.
 
-The job does not import the agent. This table is its one definition of what it reads; the SQL source
-schema and the validity rule are generated from it, and tests/unit/test_flink_record.py checks it against
-the contract's golden records (tests/contract/golden/result_<type>.json), so drift fails a test.
+The job does not import the agent. These tables are its one definition of what it reads: the Java parser
+(pipelines/flink/java/io/netobs/flink/ResultParser.java) gets them as specs generated here. Tests check them
+against the contract's golden records (tests/contract/golden/result_<type>.json; test_flink_record.py), so
+drift fails a test, and the parser against :func:`extract` (tests/flink/test_java_helpers.py).
 """
 
 from __future__ import annotations
@@ -92,28 +93,8 @@ def extract(record: object, path: str, sql_type: str) -> object:
     return None
 
 
-def valid_sql(column: str = "`raw`") -> str:
-    """A SQL predicate on the raw message text: true when the record can be processed.
-
-    The same rule with Flink's JSON functions (one parse per field); the job uses the Java check, which
-    parses once. Kept for tools and as the reference the tests compare the two with.
-    """
-    checks = [f"{column} IS JSON OBJECT"]
-    for name, sql_type in REQUIRED.items():
-        # JSON_VALUE ... RETURNING of numbers fails at run time in Flink 2.2 (Long cast to BigDecimal):
-        # test the text of the value instead.
-        value = f"JSON_VALUE({column}, '$.{name}')"
-        if sql_type == "BIGINT":
-            checks.append(f"TRY_CAST({value} AS BIGINT) IS NOT NULL")
-        elif sql_type == "BOOLEAN":
-            checks.append(f"{value} IN ('true', 'false')")
-        else:
-            checks.append(f"{value} IS NOT NULL")
-    return "(" + " AND ".join(checks) + ")"
-
-
 def is_valid(record: object) -> bool:
-    """The same rule as :func:`valid_sql`, in Python (tests and tools)."""
+    """REQUIRED in Python (tests and tools): the rule the Java parser applies."""
     if not isinstance(record, dict):
         return False
     return all(typed(record.get(name), sql_type) is not None for name, sql_type in REQUIRED.items())

@@ -1,6 +1,6 @@
 """Per-series detection on window summaries: the pure logic the Flink job's keyed function runs.
 
-The job pre-aggregates results in the JVM (Flink SQL, tumbling event-time windows per series), encodes
+The job pre-aggregates results in the JVM (ShardWindows: tumbling event-time windows per series), encodes
 each (series, window) as one text line (:data:`LINE_FIELDS`) and collects the lines of many series into
 one batch per (shard, window), so Python is called once per batch, not once per series. :func:`parse_line`
 turns a line back into a :class:`WindowSummary`, and :func:`process_window` runs the detectors on it.
@@ -28,7 +28,7 @@ from netobs_flink.record import PHASES
 
 @dataclass
 class WindowSummary:
-    """The results of one series in one window (what the SQL pre-aggregation emits). Treat it as a value;
+    """The results of one series in one window (what the JVM pre-aggregation, ShardWindows, emits). Treat it as a value;
     it is not frozen only because a frozen init costs 2 us more, once per series and window.
 
     Latencies are means over the window's *successful* results (None when there was none).
@@ -214,8 +214,8 @@ def _detect(
 # -- the JVM -> Python encoding of window summaries ---------------------------------------------------
 
 FIELD_SEP = "\x1f"  # ASCII unit separator, between the fields of one line
-LINE_SEP = "\x1e"  # ASCII record separator: never inside a line either (the SQL replaces both in text)
-# The fields of one line, in order (the job's SQL builds them with these names; '' is None).
+LINE_SEP = "\x1e"  # ASCII record separator: never inside a line either (the JVM replaces both in text)
+# The fields of one line, in order (the job's Java ShardWindows writes them by these names; '' is None).
 LINE_FIELDS: tuple[str, ...] = (
     "agent_id",
     "pop",

@@ -17,10 +17,10 @@ import org.apache.flink.util.Collector;
  * within the horizon (processing time), in the JVM.
  *
  * <p>Per key (a bucket of ids, {@link ArchiveKey}) the state is a few generations of ids, each an
- * open-addressing table of 64-bit hashes in a {@code long[]} (8-12 bytes per id, against ~200 for a
- * string id with a TTL in keyed state). A new generation starts every quarter of the horizon; a generation
+ * open-addressing table of 64-bit hashes in a {@code long[]} (11-21 bytes per id: 3/8 to 3/4 full, against
+ * ~200 for a string id with a TTL in keyed state). A new generation starts every quarter of the horizon; a generation
  * is dropped once its newest id is older than the horizon, so an id is remembered for at least the
- * horizon and at most 1.25 times it. At 20,000 results/s and a 600 s horizon that is up to ~150 MB.
+ * horizon and at most 1.25 times it. At 20,000 results/s and a 600 s horizon that is 165-315 MB.
  * Duplicates further apart (a replay hours later) are written twice; the Spark job keeps one row per
  * result_id anyway. Two different ids share a 64-bit hash with odds of ~1e-12 per record at that size.
  */
