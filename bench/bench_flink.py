@@ -112,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-archive", action="store_true", help="leave the lake out (to see what it costs)")
     p.add_argument("--python-mode", choices=("process", "thread"), default="process")
     p.add_argument("--allowed-lateness-s", type=float, default=1.0)
+    p.add_argument(
+        "--latency-season-s",
+        type=float,
+        default=0.0,
+        help="the latency detectors' seasonal model (0: off; the job's default is 86400; a short season, e.g. "
+        "60, makes the models mature within a live run, to measure their cost)",
+    )
     p.add_argument("--state-backend", choices=("hashmap", "rocksdb"), default="hashmap")
     p.add_argument(
         "--live-rate",
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--latency-warmup-s",
                         "60",
                         "--latency-season-s",
-                        "0",
+                        str(args.latency_season_s),
                     ],
                 ),
                 work / "job.log",
