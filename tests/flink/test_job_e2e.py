@@ -113,6 +113,9 @@ def test_latency_shift_and_outage_fire_and_resolve_in_alertmanager(
     tag = uuid.uuid4().hex[:6]
     down_target, slow_target = f"down-{tag}.test", f"slow-{tag}.test"
     feed = Feed(bootstrap, topics.results, [down_target, slow_target])
+    # Dead letters on every partition first: they carry their Kafka time (now), which must not move event
+    # time, or the history below (90 s old) would all be late and dropped.
+    produce(bootstrap, topics.results, [f"not a record {tag} {i}".encode() for i in range(16)])
     now = int(time.time() * 1000)
     for i in range(90, 0, -1):  # a minute and a half of normal history, one result a second
         feed.round(now - i * 1000)

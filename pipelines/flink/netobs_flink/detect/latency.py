@@ -36,7 +36,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent
-from netobs_flink.detect.robust import MEAN_ABS_TO_SIGMA, Gate, clip, decay_weight, median
+from netobs_flink.detect.robust import MEAN_ABS_TO_SIGMA, Gate, decay_weight, median
+
+_BAND_SHIFTS = (-1.0, -0.5, 0.0, 0.5, 1.0)  # where the seasonal band samples the profile, in buckets
 
 
 @dataclass(frozen=True)
@@ -199,13 +201,13 @@ class LatencyDetector:
         # two points around it (the one with data when only one has; none when neither has), and the points
         # on either side of that span: at a step that falls between two points, the nearest "clean" point
         # on each side is then in the band.
-        values: list[float] = []
+        low, high = math.inf, -math.inf  # min() and max() of the values, kept as they come
         point: float | None = None
-        for shift in (-1.0, -0.5, 0.0, 0.5, 1.0):
+        for shift in _BAND_SHIFTS:
             q = (pos + shift) % n
-            fq = math.floor(q)
-            a = fq % n
-            b = (a + 1) % n
+            fq = int(q)  # q >= 0: int() is floor(); q can round up to n itself (a tiny negative % n)
+            a = fq if fq < n else fq - n
+            b = a + 1 if a + 1 < n else 0
             if weights[a] <= 0:
                 if weights[b] <= 0:
                     continue
@@ -215,16 +217,18 @@ class LatencyDetector:
             else:
                 frac = q - fq
                 v = levels[a] * (1.0 - frac) + levels[b] * frac
-            values.append(v)
+            low = v if v < low else low
+            high = v if v > high else high
             if shift == 0.0:
                 point = v
         i = math.floor(pos)
         for k in (-1, 2):
             if weights[(i + k) % n] > 0:
-                values.append(levels[(i + k) % n])
-        if not values:
+                v = levels[(i + k) % n]
+                low = v if v < low else low
+                high = v if v > high else high
+        if low > high:  # no point with data near at_ms
             return None
-        low, high = min(values), max(values)
         band = x - high if x > high else x - low if x < low else 0.0
         return band, x - (point if point is not None else (low + high) / 2.0)
 
@@ -247,10 +251,11 @@ class LatencyDetector:
                 continue
             seasonal.weights[b] += share
             # Running mean while the bucket is new, then an EWMA.
-            alpha = max(base * share, share / seasonal.weights[b]) * learn
+            running = share / seasonal.weights[b]
+            alpha = (running if running > base * share else base * share) * learn  # max(), inline
             step = x - seasonal.levels[b]
             if clip_abs is not None:
-                step = clip(step, -clip_abs, clip_abs)
+                step = -clip_abs if step < -clip_abs else clip_abs if step > clip_abs else step  # clip()
             seasonal.levels[b] += alpha * step
 
     # -- the main step ----------------------------------------------------------------------------
@@ -295,7 +300,8 @@ class LatencyDetector:
 
         floor = c.rel_floor * abs(expected) + c.abs_floor
         abs_err = track.abs_err
-        sigma = max((abs_err if math.isfinite(abs_err) else 0.0) * MEAN_ABS_TO_SIGMA, floor)
+        sigma = (abs_err if math.isfinite(abs_err) else 0.0) * MEAN_ABS_TO_SIGMA
+        sigma = floor if floor > sigma else sigma
         window = c.window_samples
         recent = plain.recent
         recent.append(r_plain)
@@ -306,7 +312,12 @@ class LatencyDetector:
             recent.append(r_season)
             if len(recent) > window:
                 del recent[:-window]
-        level = median(track.recent) if len(track.recent) >= window else 0.0
+        # Each model's level (median of its recent residuals), once: detection and learning both use it.
+        plain_level = median(plain.recent) if len(plain.recent) >= window else 0.0
+        season_level = 0.0
+        if two:
+            season_level = median(season_track.recent) if len(season_track.recent) >= window else 0.0
+        level = season_level if s.use_season else plain_level
         level_sigma = level / sigma
         warm = (at_ms - s.first_ms) / 1000.0 >= c.warmup_s and s.samples >= c.min_samples
         if c.season_s > 0:  # not before the seasonal model can be chosen: a daily step is not an anomaly
@@ -345,28 +356,45 @@ class LatencyDetector:
         )
         w_level, w_scale, w_select = w_level * learn, w_scale * learn, w_select * learn
         clip_abs = c.clip_sigma * sigma
-        s.level += w_level * clip(r_plain, -clip_abs, clip_abs)
+        s.level += w_level * (-clip_abs if r_plain < -clip_abs else clip_abs if r_plain > clip_abs else r_plain)
         weights = (w_scale, w_select, decay)
-        self._learn_track(plain, r_plain, r_plain, floor=floor, weights=weights, firing=firing)
+        self._learn_track(plain, r_plain, r_plain, plain_level, floor=floor, weights=weights, firing=firing)
         if two:
-            self._learn_track(season_track, r_season, r_point, floor=floor, weights=weights, firing=firing)
+            self._learn_track(
+                season_track, r_season, r_point, season_level, floor=floor, weights=weights, firing=firing
+            )
         if seasonal is not None:
             # The first season is learnt as it comes; after that, winsorized like the level.
             self._learn_seasonal(seasonal, at_ms, value_ms, learn, dt_s, clip_abs=clip_abs if season_mature else None)
         return events
 
     def _learn_track(
-        self, t: _Track, r: float, r_scale: float, *, floor: float, weights: tuple[float, float, float], firing: bool
+        self,
+        t: _Track,
+        r: float,
+        r_scale: float,
+        level: float,
+        *,
+        floor: float,
+        weights: tuple[float, float, float],
+        firing: bool,
     ) -> None:
         """One model's scale, model-choice error and envelopes. The scale comes from the point residual
         (``r_scale``); the choice of model from the residual that detection uses (``r``: the band's, for
-        the seasonal model: a step it expects costs it nothing)."""
+        the seasonal model: a step it expects costs it nothing); ``level`` is the median of its recent
+        residuals. (Once per model and sample: min and max are written as the comparisons they make.)"""
         c = self.config
         w_scale, w_select, decay = weights
         t.count += 1
         count = t.count
-        cap = max(c.clip_sigma * t.abs_err * MEAN_ABS_TO_SIGMA, floor) if count > 1 else math.inf
-        err, select = min(abs(r_scale), cap), min(abs(r), cap)
+        if count > 1:
+            cap = c.clip_sigma * t.abs_err * MEAN_ABS_TO_SIGMA
+            cap = floor if floor > cap else cap
+        else:
+            cap = math.inf
+        err, select = abs(r_scale), abs(r)
+        err = cap if cap < err else err
+        select = cap if cap < select else select
         if count == 1:
             t.abs_err, t.select_err = err, select
         elif count <= c.min_samples:  # running mean while young: an EWMA from one value is noisy
@@ -378,7 +406,6 @@ class LatencyDetector:
 
         # Envelopes. A level enters the envelope only once it has passed without raising an alert
         # (fire_count samples later), so the onset of an anomaly never raises its own bar.
-        level = median(t.recent) if len(t.recent) >= c.window_samples else 0.0
         t.level_env_up *= decay
         t.level_env_down *= decay
         pending = t.pending
@@ -387,14 +414,17 @@ class LatencyDetector:
             pending.clear()
         elif len(pending) > c.fire_count:
             old = pending.pop(0)
-            t.level_env_up = max(t.level_env_up, old)
-            t.level_env_down = max(t.level_env_down, -old)
+            env_up, env_down = t.level_env_up, t.level_env_down
+            t.level_env_up = old if old > env_up else env_up
+            t.level_env_down = -old if -old > env_down else env_down
         if firing:  # the anomaly itself raises the bar for the next record excursion
-            t.env_up = max(t.env_up, r)
-            t.env_down = max(t.env_down, -r)
+            up, down = t.env_up, t.env_down
+            t.env_up = r if r > up else up
+            t.env_down = -r if -r > down else down
         else:
-            t.env_up = max(t.env_up * decay, r)
-            t.env_down = max(t.env_down * decay, -r)
+            up, down = t.env_up * decay, t.env_down * decay
+            t.env_up = r if r > up else up
+            t.env_down = -r if -r > down else down
 
     def _step(self, direction: str, now: _Reading, *, shifted: bool, spike: bool, clear: bool) -> list[AlertEvent]:
         s, c = self.state, self.config

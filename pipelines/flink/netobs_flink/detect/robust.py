@@ -23,9 +23,13 @@ def decay_weight(dt_s: float, half_life_s: float) -> float:
 
 def median(values: Sequence[float]) -> float:
     """Median of a non-empty sequence (mean of the two middle values for an even count)."""
-    if len(values) == 3:  # the latency detector's default window: no sort, no list
+    if len(values) == 3:  # the latency detector's default window: no sort, no list, no calls
         a, b, c = values
-        return max(min(a, b), min(max(a, b), c))
+        # max(min(a, b), min(max(a, b), c)), written as the comparisons min and max make
+        low = b if b < a else a
+        high = b if b > a else a
+        middle = c if c < high else high
+        return middle if middle > low else low
     if not values:
         raise ValueError("median of an empty sequence")
     ordered = sorted(values)
