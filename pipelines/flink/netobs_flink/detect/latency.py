@@ -174,6 +174,8 @@ class LatencyDetector:
         for gate in (self.state.up, self.state.down):  # the counts are configuration, not memory
             gate.fire_count, gate.resolve_count = self.config.fire_count, self.config.resolve_count
         self._verdict: tuple[float, float, float, float, bool, bool] | None = None
+        self._weights_dt_s = math.nan  # the gap the learning weights below are for (NaN: none yet)
+        self._weights = (0.0, 0.0, 0.0, 0.0)
 
     @property
     def last_verdict(self) -> Verdict | None:
@@ -351,9 +353,12 @@ class LatencyDetector:
         # Learn. Residuals are winsorized; while firing, learning is slower so the anomaly is not
         # absorbed at once, yet a permanent shift becomes the new normal.
         learn = c.firing_learn_factor if firing else 1.0
-        w_level, w_scale, w_select, decay = _learn_weights(
-            dt_s, c.level_half_life_s, c.scale_half_life_s, c.season_half_life * c.season_s, c.envelope_half_life_s
-        )
+        if dt_s != self._weights_dt_s:  # a regularly probed series has one gap: computed once, not per sample
+            self._weights_dt_s = dt_s
+            self._weights = _learn_weights(
+                dt_s, c.level_half_life_s, c.scale_half_life_s, c.season_half_life * c.season_s, c.envelope_half_life_s
+            )
+        w_level, w_scale, w_select, decay = self._weights
         w_level, w_scale, w_select = w_level * learn, w_scale * learn, w_select * learn
         clip_abs = c.clip_sigma * sigma
         s.level += w_level * (-clip_abs if r_plain < -clip_abs else clip_abs if r_plain > clip_abs else r_plain)
