@@ -74,7 +74,7 @@ public final class ArchiveOnce extends KeyedProcessFunction<Integer, Tuple2<Long
         }
         if (table == null || now - newest >= generationMs) {
             newest = now;
-            table = new long[1 + 64];
+            table = new long[1 + 16]; // grows by doubling; small, as there are many keys
         }
         generations.put(newest, add(table, id));
         out.collect(value.f1);
