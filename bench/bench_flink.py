@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Producer
+from netobs_flink.job import results_group
 from tests.flink.harness import (
     JobProcess,
     Topics,
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     if not job.alive():
                         print(job.tail(), file=sys.stderr)
                         return 1
-                    done = committed_total(bootstrap, source_group(group), topics.results)
+                    done = committed_total(bootstrap, results_group(group), topics.results)
                     now = time.monotonic()
                     if done != previous:
                         steps += first is not None
@@ -265,12 +266,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def source_group(group: str) -> str:
-    """The Kafka group of the job's one source (netobs_flink.job._kafka_source): it commits on checkpoints,
-    i.e. once every path (detection, dead letter, archive) has everything up to that offset."""
-    return f"{group}-results"
-
-
 def _live_templates(series: int) -> list[tuple[str, bytes]]:
     """Per series, its result record as JSON text with ``%s`` for the result_id and ``%d`` for the start time
     (formatting one costs ~1 µs, so the producer takes little of the CPU the job is measured on)."""
@@ -297,10 +292,10 @@ def live_load(bootstrap: str, topics: Topics, group: str, job: JobProcess, args:
     templates = _live_templates(series)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
 
-    base = committed_total(bootstrap, source_group(group), topics.results)
+    base = committed_total(bootstrap, results_group(group), topics.results)
 
     def committed() -> int:
-        return committed_total(bootstrap, source_group(group), topics.results) - base
+        return committed_total(bootstrap, results_group(group), topics.results) - base
 
     warmup_s = 30.0
     print(

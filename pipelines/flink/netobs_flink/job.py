@@ -443,6 +443,12 @@ def _java_function(class_name: str) -> Any:
     return loader.loadClass(class_name).newInstance()
 
 
+def results_group(group_id: str) -> str:
+    """The Kafka group of the job's one source. It commits on checkpoints, i.e. once every path (detection,
+    dead letter, archive) has everything up to that offset: what tools follow to see the job's progress."""
+    return f"{group_id}-results"
+
+
 def _kafka_source(cfg: JobConfig, parser: Any) -> KafkaSource:
     """The results topic from the group's committed offsets (the earliest without any), committed on
     checkpoints, each message read by ``parser`` (io.netobs.flink.ResultParser)."""
@@ -450,7 +456,7 @@ def _kafka_source(cfg: JobConfig, parser: Any) -> KafkaSource:
         KafkaSource.builder()
         .set_bootstrap_servers(cfg.bootstrap_servers)
         .set_topics(cfg.results_topic)
-        .set_group_id(f"{cfg.group_id}-results")
+        .set_group_id(results_group(cfg.group_id))
         .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
         .set_value_only_deserializer(DeserializationSchema(parser))
         .build()

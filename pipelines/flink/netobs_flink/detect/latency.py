@@ -141,12 +141,11 @@ class Verdict:
 _cached_decay = functools.lru_cache(maxsize=4096)(decay_weight)
 
 
-@functools.lru_cache(maxsize=4096)
 def _learn_weights(
     dt_s: float, level_half_life_s: float, scale_half_life_s: float, select_half_life_s: float, envelope_s: float
 ) -> tuple[float, float, float, float]:
     """(level, scale, model-choice weights, envelope decay) for a gap of ``dt_s``: the same four numbers for
-    every sample of a regularly probed series, so they are computed once per gap, not four powers a sample."""
+    every sample of a regularly probed series, so each detector keeps them for its last gap."""
     return (
         decay_weight(dt_s, level_half_life_s),
         decay_weight(dt_s, scale_half_life_s),
@@ -188,15 +187,14 @@ class LatencyDetector:
         c = self.config
         return ((at_ms / 1000.0) % c.season_s) / c.season_s * c.buckets
 
-    def _seasonal_residual(self, seasonal: _Seasonal, at_ms: int, x: float) -> tuple[float, float] | None:
-        """(distance from ``x`` to the band the profile spans within one bucket of ``at_ms`` (0 inside),
-        residual against the profile at ``at_ms`` itself).
+    def _seasonal_residual(self, seasonal: _Seasonal, pos: float, x: float) -> tuple[float, float] | None:
+        """(distance from ``x`` to the band the profile spans within one bucket of ``pos`` (0 inside),
+        residual against the profile at ``pos`` itself); ``pos``: the sample's :meth:`_phase`.
 
         The band makes detection tolerant to a small phase error and to steps: at a step the band covers
         both sides of it, on a plateau it is tight. The point residual measures the scale (a band
         distance is often 0 and would understate the noise).
         """
-        pos = self._phase(at_ms)
         n = self.config.buckets
         levels, weights = seasonal.levels, seasonal.weights
         # The profile within one bucket of t: at five positions, the piecewise-linear value between the
@@ -235,13 +233,13 @@ class LatencyDetector:
         return band, x - (point if point is not None else (low + high) / 2.0)
 
     def _learn_seasonal(
-        self, seasonal: _Seasonal, at_ms: int, x: float, learn: float, dt_s: float, *, clip_abs: float | None = None
+        self, seasonal: _Seasonal, pos: float, x: float, learn: float, dt_s: float, *, clip_abs: float | None = None
     ) -> None:
-        """Move the two profile points around ``at_ms`` toward ``x``, each by its share. With ``clip_abs``,
+        """Move the two profile points around ``pos`` (the sample's :meth:`_phase`) toward ``x``, each by its
+        share. With ``clip_abs``,
         ``x`` is winsorized against each point's own level (not the interpolated profile, which would leak
         one point's level into its neighbour at a step)."""
         c = self.config
-        pos = self._phase(at_ms)
         i = math.floor(pos) % c.buckets
         j = (i + 1) % c.buckets
         frac = pos - math.floor(pos)
@@ -274,7 +272,7 @@ class LatencyDetector:
             s.samples = 1
             if c.season_s > 0:
                 s.seasonal = _Seasonal([value_ms] * c.buckets, [0.0] * c.buckets)
-                self._learn_seasonal(s.seasonal, at_ms, value_ms, 1.0, 0.0)
+                self._learn_seasonal(s.seasonal, self._phase(at_ms), value_ms, 1.0, 0.0)
             return []
         dt_s = (at_ms - s.last_ms) / 1000.0
         s.last_ms = at_ms
@@ -284,11 +282,12 @@ class LatencyDetector:
         plain, season_track, seasonal = s.plain, s.season_track, s.seasonal
         r_plain = value_ms - s.level
         season_mature = seasonal is not None and (at_ms - s.first_ms) / 1000.0 >= c.season_s
+        pos = self._phase(at_ms) if seasonal is not None else 0.0  # once, for the band and the learning
         # Both models once the seasonal one has seen a season (r_season: the band's residual, for
         # detection; r_point: against the profile itself, for the scale).
         two, r_season, r_point = False, 0.0, 0.0
         if season_mature and seasonal is not None:
-            both = self._seasonal_residual(seasonal, at_ms, value_ms)
+            both = self._seasonal_residual(seasonal, pos, value_ms)
             if both is not None:
                 two, (r_season, r_point) = True, both
         if not two or season_track.count < c.min_samples:
@@ -370,7 +369,7 @@ class LatencyDetector:
             )
         if seasonal is not None:
             # The first season is learnt as it comes; after that, winsorized like the level.
-            self._learn_seasonal(seasonal, at_ms, value_ms, learn, dt_s, clip_abs=clip_abs if season_mature else None)
+            self._learn_seasonal(seasonal, pos, value_ms, learn, dt_s, clip_abs=clip_abs if season_mature else None)
         return events
 
     def _learn_track(

@@ -24,7 +24,7 @@ import org.slf4j.LoggerFactory;
  * selector: {@code hash(agent|check|target) mod shards}), so the Python detectors are called once per
  * (shard, window) with many series.
  *
- * <p>A line holds the fields named by {@code lineFields} (netobs_flink/series.py LINE_FIELDS) joined by
+ * <p>A line holds the fields named by {@code lineFieldNames} (netobs_flink/series.py LINE_FIELDS) joined by
  * 0x1F, text with 0x1E/0x1F replaced by a space, NULL as the empty string; the lines are joined by 0x1E.
  * Per window: count, failures, the last outcome, the first and last start, mean total and phase latencies
  * of the successful results, mean loss, the last (non-null) path hash, path RTT, certificate subject,
@@ -42,7 +42,10 @@ public final class ShardWindows extends KeyedProcessFunction<Integer, Row, Row>
 
     private int shards = 64;
     private long windowMs = 1000L;
-    private String[] lineFields = new String[0];
+    // The line's fields, resolved once (configure), not by name per field and line: a column, and for
+    // PHASE which phase (an index into phases).
+    private Column[] columns = new Column[0];
+    private int[] columnPhase = new int[0];
     // Positions in the input row (ResultParser's fields).
     private int agent;
     private int pop;
@@ -64,6 +67,13 @@ public final class ShardWindows extends KeyedProcessFunction<Integer, Row, Row>
 
     private transient MapState<String, Acc> open; // window end + series -> its summary so far
     private transient long dropped;
+
+    /** What a line field shows; the names are LINE_FIELDS' (PHASE: {@code <phase>_ms}). */
+    private enum Column {
+        AGENT_ID, POP, CHECK_NAME, CHECK_TYPE, TARGET, FIRST_MS, LAST_MS, N, FAILURES, LAST_SUCCESS, TOTAL_MS,
+        LOSS_RATIO, PATH_HASH, PATH_RTT_MS, CERT_EXPIRY_DAYS, CERT_SUBJECT, ERROR_TYPE, TRACE_ID, FAILED_TRACE_ID,
+        PHASE
+    }
 
     /** One series' results in one window so far (a POJO: Flink serializes it field by field). */
     public static final class Acc {
@@ -126,10 +136,16 @@ public final class ShardWindows extends KeyedProcessFunction<Integer, Row, Row>
         certSubject = at(in, "cert_subject");
         errorType = at(in, "error_type");
         traceId = at(in, "trace_id");
-        lineFields = lineFieldNames.split(",");
-        Acc probe = newAcc(Row.withPositions(in.size()), 0L);
-        for (String name : lineFields) {
-            field(probe, name); // unknown names fail here, at job build time
+        String[] lineFields = lineFieldNames.split(",");
+        columns = new Column[lineFields.length];
+        columnPhase = new int[lineFields.length];
+        List<String> phaseColumns = new ArrayList<>();
+        for (String phase : phaseNames) {
+            phaseColumns.add(phase + "_ms");
+        }
+        for (int i = 0; i < lineFields.length; i++) { // unknown names fail here, at job build time
+            columnPhase[i] = phaseColumns.indexOf(lineFields[i]);
+            columns[i] = columnPhase[i] >= 0 ? Column.PHASE : column(lineFields[i]);
         }
         shards = shardCount;
         windowMs = windowMillis;
@@ -163,7 +179,8 @@ public final class ShardWindows extends KeyedProcessFunction<Integer, Row, Row>
 
     @Override
     public void processElement(Row row, Context ctx, Collector<Row> out) throws Exception {
-        long ts = ctx.timestamp() == null ? (Long) row.getField(startedAt) : ctx.timestamp();
+        Long at = ctx.timestamp();
+        long ts = at == null ? (Long) row.getField(startedAt) : at;
         long end = ts - Math.floorMod(ts, windowMs) + windowMs;
         if (end - 1 <= ctx.timerService().currentWatermark()) {
             dropped++;
@@ -272,13 +289,13 @@ public final class ShardWindows extends KeyedProcessFunction<Integer, Row, Row>
         }
     }
 
-    /** One summary as a line: {@code lineFields} joined by FIELD_SEP. */
+    /** One summary as a line: the line's fields joined by FIELD_SEP. */
     void line(Acc acc, StringBuilder out) {
-        for (int i = 0; i < lineFields.length; i++) {
+        for (int i = 0; i < columns.length; i++) {
             if (i > 0) {
                 out.append(FIELD_SEP);
             }
-            Object value = field(acc, lineFields[i]);
+            Object value = field(acc, i);
             if (value instanceof String) {
                 String text = (String) value;
                 for (int c = 0; c < text.length(); c++) {
@@ -291,53 +308,58 @@ public final class ShardWindows extends KeyedProcessFunction<Integer, Row, Row>
         }
     }
 
-    private Object field(Acc acc, String name) {
-        switch (name) {
-            case "agent_id":
+    private static Column column(String name) {
+        for (Column c : Column.values()) {
+            if (c != Column.PHASE && c.name().equalsIgnoreCase(name)) {
+                return c;
+            }
+        }
+        throw new IllegalArgumentException("unknown window line field " + name);
+    }
+
+    /** The value of the line's field {@code i}. */
+    private Object field(Acc acc, int i) {
+        switch (columns[i]) {
+            case AGENT_ID:
                 return acc.agentId;
-            case "pop":
+            case POP:
                 return acc.pop;
-            case "check_name":
+            case CHECK_NAME:
                 return acc.checkName;
-            case "check_type":
+            case CHECK_TYPE:
                 return acc.checkType;
-            case "target":
+            case TARGET:
                 return acc.target;
-            case "first_ms":
+            case FIRST_MS:
                 return acc.firstMs;
-            case "last_ms":
+            case LAST_MS:
                 return acc.lastMs;
-            case "n":
+            case N:
                 return acc.n;
-            case "failures":
+            case FAILURES:
                 return acc.failures;
-            case "last_success":
+            case LAST_SUCCESS:
                 return acc.lastSuccess;
-            case "total_ms":
+            case TOTAL_MS:
                 return mean(acc.totalSum, acc.totalCount);
-            case "loss_ratio":
+            case LOSS_RATIO:
                 return mean(acc.lossSum, acc.lossCount);
-            case "path_hash":
+            case PATH_HASH:
                 return acc.pathHash;
-            case "path_rtt_ms":
+            case PATH_RTT_MS:
                 return acc.pathRttMs;
-            case "cert_expiry_days":
+            case CERT_EXPIRY_DAYS:
                 return acc.certExpiryDays;
-            case "cert_subject":
+            case CERT_SUBJECT:
                 return acc.certSubject;
-            case "error_type":
+            case ERROR_TYPE:
                 return acc.errorType;
-            case "trace_id":
+            case TRACE_ID:
                 return acc.traceId;
-            case "failed_trace_id":
+            case FAILED_TRACE_ID:
                 return acc.failedTraceId;
-            default:
-                for (int i = 0; i < phaseNames.length; i++) {
-                    if (name.equals(phaseNames[i] + "_ms")) {
-                        return mean(acc.phaseSum[i], acc.phaseCount[i]);
-                    }
-                }
-                throw new IllegalArgumentException("unknown window line field " + name);
+            default: // PHASE
+                return mean(acc.phaseSum[columnPhase[i]], acc.phaseCount[columnPhase[i]]);
         }
     }
 
