@@ -2,9 +2,12 @@
 # The PyFlink job's virtualenv and connector jars, both cached under $NETOBS_CACHE:
 #   venv: $NETOBS_CACHE/venv/flink-<hash of pipelines/flink/requirements.txt + python version>
 #   jars: $NETOBS_CACHE/flink-jars/<hash of pom.xml + java/>/*.jar  (Maven Central via mvn, plus
-#         netobs-flink.jar: the job's two small Java helpers compiled with javac against flink-dist)
-# With --print it then prints FLINK_VENV=... and FLINK_JARS=... on stdout (what `netobs flink` reads);
-# progress goes to stderr.
+#         netobs-flink.jar: the job's Java helpers compiled with javac against flink-dist)
+#   native: $NETOBS_CACHE/flink-native/<hash of the job's Python sources + venv>/netobs_flink: the package
+#         with its detector core compiled by mypyc (pipelines/flink/build_native.py; gcc, ~15 s)
+# With --print it then prints FLINK_VENV=..., FLINK_JARS=... and FLINK_PYTHONPATH=... (the folder holding
+# the netobs_flink package the job runs from: the compiled copy, or pipelines/flink itself when
+# NETOBS_FLINK_NATIVE=0) on stdout (what `netobs flink` reads); progress goes to stderr.
 source "$(dirname "$0")/../lib.sh"
 
 REQ="$NETOBS_ROOT/pipelines/flink/requirements.txt"
@@ -13,6 +16,10 @@ venv_key="$( (cat "$REQ"; python3 --version) | sha256sum | cut -c1-16)"
 JAVA_SRC="$NETOBS_ROOT/pipelines/flink/java"
 jar_key="$(cat "$POM" "$JAVA_SRC"/io/netobs/flink/*.java | sha256sum | cut -c1-16)"
 FLINK_VENV="$NETOBS_CACHE/venv/flink-$venv_key"
+FLINK_SRC="$NETOBS_ROOT/pipelines/flink"
+native_key="$( (cd "$FLINK_SRC" && cat build_native.py netobs_flink/*.py netobs_flink/detect/*.py; echo "$venv_key") \
+    | sha256sum | cut -c1-16)"
+NATIVE_DIR="$NETOBS_CACHE/flink-native/$native_key"
 JAR_DIR="$NETOBS_CACHE/flink-jars/$jar_key"
 mkdir -p "$NETOBS_CACHE/locks"
 
@@ -46,10 +53,27 @@ fetch_jars() {
     log "Flink jars fetched in $((SECONDS - start)) s: $JAR_DIR"
 }
 
+build_native() {
+    [[ -f "$NATIVE_DIR/.complete" ]] && return 0
+    mkdir -p "$NETOBS_CACHE/flink-native"
+    "$FLINK_VENV/bin/python" "$FLINK_SRC/build_native.py" "$NATIVE_DIR" \
+        || { log "the mypyc build failed (set NETOBS_FLINK_NATIVE=0 to run the job interpreted)"; exit 1; }
+    touch "$NATIVE_DIR/.complete"
+    # Keep the 4 newest builds (each source change makes one; ~4 MB each).
+    ls -1dt "$NETOBS_CACHE"/flink-native/*/ | tail -n +5 | xargs -r rm -rf
+}
+
 ( flock 9; make_venv ) 9>"$NETOBS_CACHE/locks/flink-venv.lock"
 ( flock 9; fetch_jars ) 9>"$NETOBS_CACHE/locks/flink-jars.lock"
+if [[ "${NETOBS_FLINK_NATIVE:-1}" == "0" ]]; then
+    FLINK_PYTHONPATH="$FLINK_SRC"
+else
+    ( flock 9; build_native ) 9>"$NETOBS_CACHE/locks/flink-native.lock"
+    FLINK_PYTHONPATH="$NATIVE_DIR"
+fi
 
 if [[ "${1:-}" == "--print" ]]; then
     echo "FLINK_VENV=$FLINK_VENV"
     echo "FLINK_JARS=$JAR_DIR"
+    echo "FLINK_PYTHONPATH=$FLINK_PYTHONPATH"
 fi

@@ -193,7 +193,9 @@ class JobProcess:
 
     def __init__(self, args: list[str], log_file: Path) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "pipelines" / "flink"), env.get("PYTHONPATH", "")])
+        # The package build the test script chose (scripts/test.d/50-flink.sh: the compiled one).
+        package_root = env.get("FLINK_PYTHONPATH") or str(ROOT / "pipelines" / "flink")
+        env["PYTHONPATH"] = os.pathsep.join([package_root, env.get("PYTHONPATH", "")])
         self.log_file = log_file
         self._log = log_file.open("ab")
         self.proc = subprocess.Popen(

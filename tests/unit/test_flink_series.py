@@ -10,14 +10,13 @@ from dataclasses import replace
 import pytest
 from netobs_flink.alertmanager import AlertmanagerClient, AlertmanagerError
 from netobs_flink.detect.alert import AlertEvent
-from netobs_flink.detect.availability import Change
+from netobs_flink.detect.availability import Change, Heartbeat
 from netobs_flink.detect.latency import LatencyConfig
 from netobs_flink.series import (
     FIELD_SEP,
     LINE_FIELDS,
     LINE_SEP,
     DetectorConfigs,
-    Heartbeat,
     LiveBudget,
     SeriesDetectors,
     SeriesState,

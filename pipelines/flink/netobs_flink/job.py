@@ -33,11 +33,14 @@ and the transactional Kafka sinks neither lose nor repeat what the checkpoint co
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import shutil
 import sys
 import sysconfig
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -69,14 +72,13 @@ from pyflink.java_gateway import get_gateway
 
 from netobs_flink.alertmanager import AlertmanagerClient, AlertmanagerError
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent, event_from_dict
-from netobs_flink.detect.availability import Change, Correlator, CorrelatorState, join_state, split_state
+from netobs_flink.detect.availability import Change, Correlator, CorrelatorState, Heartbeat, join_state, split_state
 from netobs_flink.detect.latency import LatencyConfig
 from netobs_flink.record import PHASES, READ_FIELDS, fields_spec, required_spec
 from netobs_flink.series import (
     LINE_FIELDS,
     LINE_SEP,
     DetectorConfigs,
-    Heartbeat,
     LiveBudget,
     SeriesState,
     WriteBehindSeries,
@@ -87,6 +89,40 @@ from netobs_flink.series import (
 
 log = logging.getLogger("netobs_flink.job")
 PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def detector_build() -> str:
+    """Which build of the detector core this process runs (``build_native.py`` compiles it with mypyc)."""
+    origin = sys.modules[LatencyConfig.__module__].__file__ or ""
+    kind = "compiled (mypyc)" if origin.endswith(".so") else "interpreted"
+    return f"{kind}, from {PACKAGE_DIR}"
+
+
+def scratch_dir() -> Path:
+    """Flink's ``io.tmp.dirs`` for this run: ``<tmp>/netobs-flink/<pid>``.
+
+    The mini-cluster unpacks ~100 MB of jars and keeps its working files there, and leaves them behind
+    when it is killed; so each run removes the folders of earlier runs whose process is gone, and its own
+    when it ends normally."""
+    root = Path(tempfile.gettempdir()) / "netobs-flink"
+    root.mkdir(exist_ok=True)
+    for old in root.iterdir():
+        if old.name.isdigit() and not _pid_alive(int(old.name)):
+            shutil.rmtree(old, ignore_errors=True)
+    mine = root / str(os.getpid())
+    mine.mkdir(exist_ok=True)
+    atexit.register(shutil.rmtree, mine, True)
+    return mine
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -333,6 +369,7 @@ def build(cfg: JobConfig, jars: Sequence[str]) -> StreamExecutionEnvironment:
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("pipeline.name", cfg.job_name)
+    conf.set_string("io.tmp.dirs", str(scratch_dir()))
     conf.set_string("python.execution-mode", cfg.python_mode)
     if cfg.python_mode == "process":
         # On a local mini-cluster PyFlink otherwise runs every subtask's Python functions in this client
@@ -617,6 +654,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg, jars = parse_args(argv)
+    log.info("detector core: %s", detector_build())
     env = build(cfg, jars)
     env.execute(cfg.job_name)
     return 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from netobs_flink.detect.alert import AlertEvent
-from netobs_flink.detect.availability import AvailabilityConfig, Change, SeriesAvailability
+from netobs_flink.detect.availability import AvailabilityConfig, Change, Heartbeat, SeriesAvailability
 from netobs_flink.detect.latency import LatencyConfig, LatencyDetector, LatencyState
 from netobs_flink.detect.path import PathChangeDetector, PathConfig, PathState
 from netobs_flink.detect.rate import RateConfig, RateDetector, RateState
@@ -97,16 +97,6 @@ class SeriesState:
     path: PathState = field(default_factory=PathState)
     tls: TlsState = field(default_factory=TlsState)
     last_heartbeat_ms: int = -1
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """ "This POP reports on (check, target)": membership for the correlator's k of n."""
-
-    pop: str
-    check: str
-    target: str
-    at_ms: int
 
 
 class SeriesDetectors:

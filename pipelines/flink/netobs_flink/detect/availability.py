@@ -59,6 +59,16 @@ class Change:
     suspect: bool = False  # with down=True: failing, not yet confirmed (fewer than down_after failures)
 
 
+@dataclass(frozen=True)
+class Heartbeat:
+    """ "This POP reports on (check, target)": membership for the correlator's k of n."""
+
+    pop: str
+    check: str
+    target: str
+    at_ms: int
+
+
 @dataclass
 class SeriesAvailability:
     """Consecutive-result state for one series; ``observe`` returns a :class:`Change` when it flips, when
