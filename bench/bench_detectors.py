@@ -1,6 +1,10 @@
 """Benchmark the detector core alone (no Flink): CPU per latency sample and per series-window.
 
     PYTHONPATH=pipelines/flink python bench/bench_detectors.py [--series 2000] [--windows 120]
+    PYTHONPATH=$(netobs flink env | sed -n 's/^FLINK_PYTHONPATH=//p') python bench/bench_detectors.py
+
+The first runs the plain sources, the second the mypyc-compiled build the Flink job runs (the first line
+printed says which).
 
 What the Flink job's Python workers spend per (series, window) of the realistic workload, split into its
 parts, so that a change to the detectors can be measured in seconds instead of a 3-minute job run:
@@ -22,6 +26,7 @@ import pickle
 import random
 import time
 
+from netobs_flink import detector_build
 from netobs_flink.detect.latency import LatencyConfig, LatencyDetector
 from netobs_flink.series import FIELD_SEP, LINE_FIELDS, DetectorConfigs, SeriesState, WriteBehindSeries, parse_batch
 
@@ -104,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.windows <= 60:
         p.error("--windows must be > 60 (the first 60 are the warm-up)")
+    print(f"detector core: {detector_build()}")
     print("LatencyDetector.observe, warm (CPU us per sample):")
     for label, season_s in (("no seasonal model", 0.0), ("seasonal, learning", 86400.0), ("seasonal, mature", 60.0)):
         print(f"  {label:<20} {observe_us(season_s):6.1f}")

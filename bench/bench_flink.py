@@ -77,6 +77,17 @@ def backlog(series: int, records: int, spacing_ms: int, end_ms: int) -> list[byt
     return out
 
 
+def detector_core(job: JobProcess, timeout_s: float = 60.0) -> str:
+    """What the job logs at start about its detector core: compiled (mypyc) or interpreted, and from where."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and job.alive():
+        for line in job.log_file.read_text(errors="replace").splitlines():
+            if "detector core: " in line:
+                return line.split("detector core: ", 1)[1]
+        time.sleep(0.2)
+    return "unknown (the job logged no 'detector core' line)"
+
+
 def session_cpu_s(session_id: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the live processes of a session, as {"jvm": ...,
     "python": ...} (the job's JVM, its Python client and workers): the cost per record, whatever else
@@ -187,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 work / "job.log",
             )
+            print(f"detector core: {detector_core(job)}")
             if args.records <= 0:  # no backlog: the job only has to be running for the live phase
                 wait_until_running(bootstrap, topics, job)
             else:

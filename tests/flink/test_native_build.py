@@ -56,7 +56,7 @@ def _first_difference(got: list[str], want: list[str]) -> str:
 def test_the_job_runs_the_compiled_modules(native: Path) -> None:
     probe = (
         "import importlib, sys\n"
-        "from netobs_flink.job import detector_build\n"
+        "from netobs_flink import detector_build\n"
         "for name in sys.argv[1:]:\n"
         "    print(name, importlib.import_module(name).__file__)\n"
         "print('build', detector_build())\n"
@@ -66,7 +66,7 @@ def test_the_job_runs_the_compiled_modules(native: Path) -> None:
     for path in COMPILED:
         origin = files[module_name(path)]
         assert origin.startswith(str(native)) and origin.endswith(".so"), origin
-    assert files["build"].startswith("compiled (mypyc), from " + str(native))
+    assert files["build"] == f"compiled (mypyc), from {native.resolve() / 'netobs_flink'}"
     plain = _python(SOURCE, "-c", probe, "netobs_flink.detect.latency").splitlines()
     assert plain[0].endswith("latency.py") and plain[1].startswith("build interpreted")
 

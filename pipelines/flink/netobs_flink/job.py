@@ -70,6 +70,7 @@ from pyflink.datastream.connectors.kafka import (
 from pyflink.datastream.state import MapState, MapStateDescriptor, ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
 
+from netobs_flink import detector_build
 from netobs_flink.alertmanager import AlertmanagerClient, AlertmanagerError
 from netobs_flink.detect.alert import FIRING, RESOLVED, AlertEvent, event_from_dict
 from netobs_flink.detect.availability import Change, Correlator, CorrelatorState, Heartbeat, join_state, split_state
@@ -89,13 +90,6 @@ from netobs_flink.series import (
 
 log = logging.getLogger("netobs_flink.job")
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def detector_build() -> str:
-    """Which build of the detector core this process runs (``build_native.py`` compiles it with mypyc)."""
-    origin = sys.modules[LatencyConfig.__module__].__file__ or ""
-    kind = "compiled (mypyc)" if origin.endswith(".so") else "interpreted"
-    return f"{kind}, from {PACKAGE_DIR}"
 
 
 def scratch_dir() -> Path:
