@@ -71,6 +71,19 @@ def test_the_job_runs_the_compiled_modules(native: Path) -> None:
     assert plain[0].endswith("latency.py") and plain[1].startswith("build interpreted")
 
 
+def test_the_job_takes_its_defaults_from_the_compiled_configs(native: Path, tmp_path: Path) -> None:
+    # A compiled dataclass's class attributes are descriptors, not its defaults: the job's options must
+    # not read them (they once did, and the job died at start with a TypeError).
+    probe = (
+        "import sys\n"
+        "from netobs_flink.job import parse_args\n"
+        "from netobs_flink.series import DetectorConfigs\n"
+        "cfg, _ = parse_args(['--bootstrap-servers', '127.0.0.1:9', '--jars', sys.argv[1]])\n"
+        "print(cfg.detectors == DetectorConfigs(), cfg.detectors.latency.min_samples)\n"
+    )
+    assert _python(native, "-c", probe, str(tmp_path)).split() == ["True", "20"]
+
+
 def test_compiled_and_interpreted_output_the_same(native: Path, tmp_path: Path) -> None:
     plain = _trace(SOURCE, tmp_path / "plain.txt")
     compiled = _trace(native, tmp_path / "compiled.txt")

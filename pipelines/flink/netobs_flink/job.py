@@ -580,9 +580,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[JobConfig, list[str]]
         default=JobConfig.archive_dedup_s,
         help="a result_id archived is not archived again for this long (state: ~10 bytes per id)",
     )
-    p.add_argument("--latency-warmup-s", type=float, default=LatencyConfig.warmup_s)
-    p.add_argument("--latency-season-s", type=float, default=LatencyConfig.season_s)
-    p.add_argument("--latency-min-samples", type=int, default=LatencyConfig.min_samples)
+    # (Defaults from an instance: the compiled LatencyConfig's class attributes are descriptors, not values.)
+    latency_defaults = LatencyConfig()
+    p.add_argument("--latency-warmup-s", type=float, default=latency_defaults.warmup_s)
+    p.add_argument("--latency-season-s", type=float, default=latency_defaults.season_s)
+    p.add_argument("--latency-min-samples", type=int, default=latency_defaults.min_samples)
     p.add_argument(
         "--python-mode",
         choices=("process", "thread"),
