@@ -127,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--latency-season-s",
         type=float,
-        default=0.0,
-        help="the latency detectors' seasonal model (0: off; the job's default is 86400; a short season, e.g. "
-        "60, makes the models mature within a live run, to measure their cost)",
+        default=60.0,
+        help="the latency detectors' seasonal period (default 60: the models mature within the run, the steady "
+        "cost of the job's default one-day season, which a real deployment reaches after a day; 0: off)",
     )
     p.add_argument("--state-backend", choices=("hashmap", "rocksdb"), default="hashmap")
     p.add_argument(

@@ -6,6 +6,7 @@ Each build runs ``detector_trace.py`` in its own interpreter (the module names a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -18,8 +19,13 @@ SOURCE = ROOT / "pipelines" / "flink"
 TRACE = Path(__file__).with_name("detector_trace.py")
 STOP_AT = 450  # of detector_trace.WINDOWS (900): mid-way, between the series' shifts and outages
 
-sys.path.insert(0, str(SOURCE))
-from build_native import COMPILED, module_name  # noqa: E402  (a script next to the package, not in it)
+# build_native.py is a script next to the package; loaded from its file so that pipelines/flink (the plain
+# sources) does not go on sys.path ahead of the compiled package the rest of the suite imports.
+_spec = importlib.util.spec_from_file_location("build_native", SOURCE / "build_native.py")
+assert _spec is not None and _spec.loader is not None
+build_native = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build_native)
+COMPILED, module_name = build_native.COMPILED, build_native.module_name
 
 
 @pytest.fixture(scope="module")
