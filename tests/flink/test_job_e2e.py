@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from netobs_flink.job import scratch_dir
 
 from tests.flink.harness import (
     JobProcess,
@@ -100,6 +104,29 @@ def running_job(
         yield topics, job, work
     finally:
         job.stop()
+
+
+def test_the_job_runs_compiled_and_keeps_its_scratch_files_in_its_own_folder(
+    running_job: tuple[Topics, JobProcess, Path],
+) -> None:
+    _, job, _ = running_job
+    assert "detector core: compiled (mypyc)" in job.log_file.read_text(errors="replace")
+    # The mini-cluster unpacks its RPC system's jar into io.tmp.dirs (it used to land in /tmp, per run).
+    scratch = Path(tempfile.gettempdir()) / "netobs-flink" / str(job.proc.pid)
+    assert any(scratch.rglob("*.jar")), f"no unpacked jar under {scratch}"
+
+
+def test_scratch_folders_of_runs_that_are_gone_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])  # a run whose process has exited
+    dead.wait()
+    root = tmp_path / "netobs-flink"
+    for name in (str(dead.pid), str(os.getppid()), "notes"):
+        (root / name).mkdir(parents=True)
+        (root / name / "file").write_text("x")
+    mine = scratch_dir()
+    assert mine == root / str(os.getpid()) and mine.is_dir()
+    assert sorted(p.name for p in root.iterdir()) == sorted([str(os.getpid()), str(os.getppid()), "notes"])
 
 
 def _labels(alerts: list[dict[str, Any]], tag: str) -> list[dict[str, str]]:
