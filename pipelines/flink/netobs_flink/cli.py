@@ -27,7 +27,8 @@ FLINK_EPILOG = """\
 examples:
   netobs flink run --bootstrap-servers 127.0.0.1:9092 --alertmanager-url http://127.0.0.1:9093 \\
       --lake /var/lib/netobs/lake --checkpoint-dir /var/lib/netobs/checkpoints
-  netobs flink env       print the Flink virtualenv and the connector jar folder (creating them if needed)
+  netobs flink env       print the Flink virtualenv, the connector jar folder and the compiled package
+                         (creating them if needed)
 
 `run` executes the job on a local mini-cluster in the Flink virtualenv; the same module
 (python -m netobs_flink.job) is what a Flink cluster runs (see docs/detection.md). It runs from a copy of
@@ -132,5 +133,5 @@ def add_parser(top: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="options of python -m netobs_flink.job")
     p.set_defaults(func=cmd_run)
-    p = fsub.add_parser("env", help="print the Flink virtualenv and jar folder, creating them if missing")
+    p = fsub.add_parser("env", help="print the Flink venv, jar folder and compiled package, creating them if missing")
     p.set_defaults(func=cmd_env)
