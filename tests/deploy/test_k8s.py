@@ -382,3 +382,18 @@ def test_every_netobs_image_has_a_dockerfile_whose_sources_exist() -> None:
         for line in copies:
             for source in line.split()[:-1]:
                 assert (ROOT / context / source).exists(), f"{file_name}: COPY source {source} not in {context}"
+
+
+def test_the_flink_job_image_carries_the_jobs_java_operators_and_compiled_package() -> None:
+    # The job needs netobs-flink.jar next to the connector (its parser, windows, dedup, lake buckets: the
+    # image once shipped only the connector) and runs the package build_native.py makes.
+    text = (ROOT / "docker" / "flink-job.Dockerfile").read_text()
+    java = sorted(p.name for p in (ROOT / "pipelines" / "flink" / "java" / "io" / "netobs" / "flink").glob("*.java"))
+    assert java and re.search(r"javac .* java/io/netobs/flink/\*\.java", text)
+    assert re.search(r"jar cf out/netobs-flink\.jar", text) and "COPY --from=jars /jars/out/ /opt/flink/usrlib/" in text
+    assert re.search(r"build_native\.py /opt/netobs$", text, re.M)
+    assert "COPY --from=native /opt/netobs /opt/netobs" in text
+    flink = yaml.safe_load((K8S / "base" / "flink" / "flink.yaml").read_text())
+    args = flink["spec"]["job"]["args"]
+    assert args[args.index("--jars") + 1] == "/opt/flink/usrlib"
+    assert "ENV PYTHONPATH=/opt/netobs " in text and args[args.index("-pym") + 1] == "netobs_flink.job"
