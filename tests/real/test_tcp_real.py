@@ -122,6 +122,16 @@ async def test_address_that_never_answers_times_out() -> None:
     assert result.resolved_ip == hole.address
 
 
+async def test_a_network_without_a_route_is_unreachable() -> None:
+    # In the blackhole namespace only its own /24 has a route: a connect anywhere else fails at once
+    # (ENETUNREACH from the kernel, nothing sent) and must map to "unreachable", not to a timeout.
+    with httpbed.Blackhole() as hole:
+        check = _check("192.0.2.1:443", timeout_s=1.0)
+        result = await asyncio.to_thread(hole.run, lambda: _run(check))
+    assert result.error_type == str(ErrorType.UNREACHABLE), result.error_message
+    assert result.duration_ms < 500
+
+
 async def test_connect_time_agrees_with_curl(bed: httpbed.Bed) -> None:
     agent, curl = [], []
     for _ in range(5):
