@@ -66,7 +66,8 @@ def build(out: Path) -> None:
     if proc.returncode != 0:
         tail = log.read_text().splitlines()[-25:]
         raise SystemExit(f"mypyc build failed (exit {proc.returncode}); last lines of {log}:\n" + "\n".join(tail))
-    shutil.rmtree(work / "build")
+    for scratch in ("build", ".mypy_cache"):  # the C sources and objects, mypy's cache: not part of the package
+        shutil.rmtree(work / scratch)
     (work / "setup.py").unlink()
     log.unlink()
     check_compiled(work)

@@ -59,7 +59,7 @@ build_native() {
     "$FLINK_VENV/bin/python" "$FLINK_SRC/build_native.py" "$NATIVE_DIR" \
         || { log "the mypyc build failed (set NETOBS_FLINK_NATIVE=0 to run the job interpreted)"; exit 1; }
     touch "$NATIVE_DIR/.complete"
-    # Keep the 4 newest builds (each source change makes one; ~4 MB each).
+    # Keep the 4 newest builds (each source change makes one; ~1.5 MB each).
     ls -1dt "$NETOBS_CACHE"/flink-native/*/ | tail -n +5 | xargs -r rm -rf
 }
 
