@@ -30,7 +30,6 @@ rate, so a permanent shift ends as the new normal.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -138,19 +137,21 @@ class Verdict:
     warm: bool
 
 
-_cached_decay = functools.lru_cache(maxsize=4096)(decay_weight)
+def _bucket_half_life_s(c: LatencyConfig) -> float:
+    """Half-life of a seasonal profile point in "time this bucket has been observed": season_half_life
+    seasons of one bucket width (0 without a seasonal model)."""
+    return c.season_half_life * (c.season_s / c.buckets) if c.season_s > 0 else 0.0
 
 
-def _learn_weights(
-    dt_s: float, level_half_life_s: float, scale_half_life_s: float, select_half_life_s: float, envelope_s: float
-) -> tuple[float, float, float, float]:
-    """(level, scale, model-choice weights, envelope decay) for a gap of ``dt_s``: the same four numbers for
-    every sample of a regularly probed series, so each detector keeps them for its last gap."""
+def _learn_weights(dt_s: float, c: LatencyConfig) -> tuple[float, float, float, float, float]:
+    """(level, scale, model-choice, seasonal point weights, envelope decay) for a gap of ``dt_s``: the same
+    five numbers for every sample of a regularly probed series, so each detector keeps them for its last gap."""
     return (
-        decay_weight(dt_s, level_half_life_s),
-        decay_weight(dt_s, scale_half_life_s),
-        decay_weight(dt_s, select_half_life_s),
-        1.0 - decay_weight(dt_s, envelope_s),
+        decay_weight(dt_s, c.level_half_life_s),
+        decay_weight(dt_s, c.scale_half_life_s),
+        decay_weight(dt_s, c.season_half_life * c.season_s),
+        decay_weight(dt_s, _bucket_half_life_s(c)),
+        1.0 - decay_weight(dt_s, c.envelope_half_life_s),
     )
 
 
@@ -174,7 +175,7 @@ class LatencyDetector:
             gate.fire_count, gate.resolve_count = self.config.fire_count, self.config.resolve_count
         self._verdict: tuple[float, float, float, float, bool, bool] | None = None
         self._weights_dt_s = math.nan  # the gap the learning weights below are for (NaN: none yet)
-        self._weights = (0.0, 0.0, 0.0, 0.0)
+        self._weights = (0.0, 0.0, 0.0, 0.0, 0.0)
 
     @property
     def last_verdict(self) -> Verdict | None:
@@ -233,19 +234,16 @@ class LatencyDetector:
         return band, x - (point if point is not None else (low + high) / 2.0)
 
     def _learn_seasonal(
-        self, seasonal: _Seasonal, pos: float, x: float, learn: float, dt_s: float, *, clip_abs: float | None = None
+        self, seasonal: _Seasonal, pos: float, x: float, learn: float, base: float, *, clip_abs: float | None = None
     ) -> None:
         """Move the two profile points around ``pos`` (the sample's :meth:`_phase`) toward ``x``, each by its
-        share. With ``clip_abs``,
-        ``x`` is winsorized against each point's own level (not the interpolated profile, which would leak
-        one point's level into its neighbour at a step)."""
+        share; ``base``: a point's EWMA weight for this sample's gap (see :func:`_bucket_half_life_s`). With
+        ``clip_abs``, ``x`` is winsorized against each point's own level (not the interpolated profile, which
+        would leak one point's level into its neighbour at a step)."""
         c = self.config
         i = math.floor(pos) % c.buckets
         j = (i + 1) % c.buckets
         frac = pos - math.floor(pos)
-        bucket_s = c.season_s / c.buckets
-        # Half-life in "time this bucket has been observed": season_half_life seasons of one bucket width.
-        base = _cached_decay(dt_s, c.season_half_life * bucket_s)
         for b, share in ((i, 1.0 - frac), (j, frac)):
             if share <= 0:
                 continue
@@ -272,7 +270,8 @@ class LatencyDetector:
             s.samples = 1
             if c.season_s > 0:
                 s.seasonal = _Seasonal([value_ms] * c.buckets, [0.0] * c.buckets)
-                self._learn_seasonal(s.seasonal, self._phase(at_ms), value_ms, 1.0, 0.0)
+                base = decay_weight(0.0, _bucket_half_life_s(c))
+                self._learn_seasonal(s.seasonal, self._phase(at_ms), value_ms, 1.0, base)
             return []
         dt_s = (at_ms - s.last_ms) / 1000.0
         s.last_ms = at_ms
@@ -354,10 +353,8 @@ class LatencyDetector:
         learn = c.firing_learn_factor if firing else 1.0
         if dt_s != self._weights_dt_s:  # a regularly probed series has one gap: computed once, not per sample
             self._weights_dt_s = dt_s
-            self._weights = _learn_weights(
-                dt_s, c.level_half_life_s, c.scale_half_life_s, c.season_half_life * c.season_s, c.envelope_half_life_s
-            )
-        w_level, w_scale, w_select, decay = self._weights
+            self._weights = _learn_weights(dt_s, c)
+        w_level, w_scale, w_select, w_bucket, decay = self._weights
         w_level, w_scale, w_select = w_level * learn, w_scale * learn, w_select * learn
         clip_abs = c.clip_sigma * sigma
         s.level += w_level * (-clip_abs if r_plain < -clip_abs else clip_abs if r_plain > clip_abs else r_plain)
@@ -369,7 +366,7 @@ class LatencyDetector:
             )
         if seasonal is not None:
             # The first season is learnt as it comes; after that, winsorized like the level.
-            self._learn_seasonal(seasonal, pos, value_ms, learn, dt_s, clip_abs=clip_abs if season_mature else None)
+            self._learn_seasonal(seasonal, pos, value_ms, learn, w_bucket, clip_abs=clip_abs if season_mature else None)
         return events
 
     def _learn_track(

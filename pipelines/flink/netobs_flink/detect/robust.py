@@ -39,10 +39,6 @@ def median(values: Sequence[float]) -> float:
     return (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
-def clip(value: float, low: float, high: float) -> float:
-    return low if value < low else high if value > high else value
-
-
 @dataclass
 class Gate:
     """Sustain and hysteresis for one boolean condition, in event time.
