@@ -13,6 +13,10 @@ For each probe type (icmp, tcp, http) two phases run one after the other on the 
 2. **blackbox**: ``prometheus-blackbox-exporter`` (the Debian package) gets ``/probe?module=<type>&target=...``
    for the same targets at the same cadence (each target once per interval, random offset) from a driver
    in this process; its CPU per probe comes from ``/proc/<pid>/stat`` (utime + stime) over the same window.
+   The driver asks as Prometheus scrapes (``--blackbox-scrape prometheus``, the default): Prometheus's
+   request headers, among them ``Accept-Encoding: gzip``, so the exporter compresses every answer as it
+   does in production ("scrape included"); ``--blackbox-scrape plain`` sends a bare GET instead (cheaper
+   for the exporter: no compression; what this bench measured before the seventh session).
 
 Targets: ICMP 127.1.x.y (loopback answers them all); TCP a listener per target on 127.3.x.y:port in a child
 process that accepts and closes; HTTP one nginx on 127.0.0.1:port, one URL path per target. Everything
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gzip
 import json
 import os
 import random
@@ -388,19 +393,42 @@ class DriverStats:
     done: int = 0
     ok: int = 0
     errors: int = 0
+    gzipped: int = 0  # answers the exporter compressed
     latency_s: list[float] = field(default_factory=list)
+
+
+SCRAPE_MODES = {"prometheus": "as Prometheus scrapes (gzip)", "plain": "with bare GETs"}
+
+
+def prometheus_scrape_headers(timeout_s: float) -> str:
+    """The headers Prometheus (2.54) sends with every scrape, as HTTP/1.1 header lines."""
+    return (
+        "User-Agent: Prometheus/2.54.0\r\n"
+        "Accept: application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;"
+        "q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2\r\n"
+        "Accept-Encoding: gzip\r\n"
+        f"X-Prometheus-Scrape-Timeout-Seconds: {timeout_s:g}\r\n"
+    )
 
 
 class _Conn:
     """One keep-alive HTTP/1.1 connection to the exporter."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: str = "") -> None:
         self.reader = reader
         self.writer = writer
+        self.headers = headers  # extra header lines, each ending in CRLF
+        self.gzipped = False  # whether the last answer came compressed
 
     async def get(self, host: str, path: str) -> bytes:
-        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        """The body of ``GET path``, decompressed when the server gzipped it."""
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{self.headers}\r\n".encode())
         head = await self.reader.readuntil(b"\r\n\r\n")
+        body = await self._body(head)
+        self.gzipped = re.search(rb"(?i)\r\ncontent-encoding:\s*gzip", head) is not None
+        return gzip.decompress(body) if self.gzipped else body
+
+    async def _body(self, head: bytes) -> bytes:
         match = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
         if match is not None:
             return await self.reader.readexactly(int(match.group(1)))
@@ -427,6 +455,7 @@ async def drive_blackbox(
     measuring = False
     host = f"127.0.0.1:{port}"
     workers = max(8, min(256, len(targets) // 8))
+    headers = prometheus_scrape_headers(args.interval_s) if args.blackbox_scrape == "prometheus" else ""
 
     async def worker() -> None:
         conn: _Conn | None = None
@@ -435,7 +464,7 @@ async def drive_blackbox(
             start = time.perf_counter()
             try:
                 if conn is None:
-                    conn = _Conn(*await asyncio.open_connection("127.0.0.1", port))
+                    conn = _Conn(*await asyncio.open_connection("127.0.0.1", port), headers)
                 body = await conn.get(host, f"/probe?module={module}&target={quote(target, safe='')}")
                 success = b"\nprobe_success 1" in body
             except (OSError, asyncio.IncompleteReadError, RuntimeError):
@@ -448,6 +477,7 @@ async def drive_blackbox(
             if measuring:
                 stats.done += 1
                 stats.ok += success
+                stats.gzipped += conn.gzipped
                 stats.latency_s.append(time.perf_counter() - start)
 
     def fire(target: str, slot: float) -> None:
@@ -476,6 +506,7 @@ async def drive_blackbox(
         "ok": stats.ok,
         "errors": stats.errors,
         "backlog": queue.qsize(),
+        "gzipped": stats.gzipped,
     }
 
 
@@ -489,7 +520,16 @@ def run_blackbox_phase(kind: str, targets: list[str], args: argparse.Namespace, 
     config.write_text(BLACKBOX_CONFIG.format(timeout_s=round(min(args.interval_s * 0.9, 5.0), 3)))
     port = free_port()
     proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        [
+            binary,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+            # The scrape timeout the driver announces is the interval (Prometheus: scrape_timeout <= the
+            # scrape interval); blackbox subtracts this offset (default 0.5 s, more than a sub-second
+            # interval), so the module's own timeout (0.9 intervals) is what bounds a probe.
+            "--timeout-offset=0.05",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -544,6 +584,7 @@ def summarise(kind: str, agent: dict[str, Any] | None, blackbox: dict[str, Any] 
             "blackbox_cpu_us_per_probe": blackbox["cpu_s"] / done * 1e6,
             "blackbox_kernel_us_per_probe": blackbox["sys_s"] / done * 1e6,
             "blackbox_errors": blackbox["errors"],
+            "blackbox_gzipped_ratio": blackbox["gzipped"] / max(1, blackbox["done"]),
         }
         if agent is not None and row["agent_cpu_us_per_probe"] > 0:
             row["cpu_ratio_blackbox_over_agent"] = row["blackbox_cpu_us_per_probe"] / row["agent_cpu_us_per_probe"]
@@ -578,7 +619,7 @@ def print_row(row: dict[str, Any]) -> None:
         print(
             f"blackbox: {row['blackbox_probes_per_s']:8.1f} probes/s  success {row['blackbox_success_ratio']:.3f}  "
             f"CPU {row['blackbox_cpu_us_per_probe']:7.1f} us/probe (kernel {row['blackbox_kernel_us_per_probe']:.0f})  "
-            f"driver errors {row['blackbox_errors']}"
+            f"driver errors {row['blackbox_errors']}  gzipped answers {row['blackbox_gzipped_ratio']:.2f}"
         )
     if "cpu_ratio_blackbox_over_agent" in row:
         print(f"blackbox/agent CPU per probe: {row['cpu_ratio_blackbox_over_agent']:.1f}x (goal >= {GOAL_RATIO:g}x)")
@@ -593,6 +634,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--types", default=",".join(TYPES), help="comma-separated: icmp,tcp,http")
     parser.add_argument("--no-blackbox", action="store_true", help="skip the blackbox_exporter phases")
     parser.add_argument("--ping-sample", type=int, default=10, help="ICMP addresses compared with ping")
+    parser.add_argument(
+        "--blackbox-scrape",
+        choices=["prometheus", "plain"],
+        default="prometheus",
+        help="how the driver asks blackbox_exporter: with Prometheus's scrape headers, gzip included "
+        "(default), or a bare GET",
+    )
     parser.add_argument(
         "--loop",
         choices=["auto", "asyncio", "uvloop"],
@@ -619,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bench: {args.targets} targets per type, interval {args.interval_s:g} s, {args.duration_s:g} s measured "
         f"after {args.warmup_s:g} s warm-up; telemetry: OTLP/gRPC metrics+spans+logs to a discarding local sink; "
-        f"loop: {args.loop}; {os.cpu_count()} CPUs",
+        f"loop: {args.loop}; blackbox asked {SCRAPE_MODES[args.blackbox_scrape]}; {os.cpu_count()} CPUs",
         flush=True,
     )
     rows = []

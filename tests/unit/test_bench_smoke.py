@@ -40,6 +40,7 @@ def test_bench_agent_runs_and_prints_its_figures() -> None:
         assert row["lateness_p99_ms"] >= row["lateness_p50_ms"] >= 0, (kind, row)
         assert 8 <= row["blackbox_probes_per_s"] <= 24, (kind, row)
         assert row["blackbox_success_ratio"] == 1.0, (kind, row)
+        assert row["blackbox_gzipped_ratio"] == 1.0, (kind, row)  # asked as Prometheus asks: gzip
         assert row["cpu_ratio_blackbox_over_agent"] > 0, (kind, row)
     assert rows["icmp"]["rtt_vs_ping_addresses"] == 2
     assert abs(rows["icmp"]["rtt_vs_ping_median_diff_ms"]) < 2.0
