@@ -1,8 +1,8 @@
-"""One HTTP request/response exchange over an established stream, HTTP/1.1 (h11) or HTTP/2 (h2).
+"""One HTTP request/response exchange over an established stream, HTTP/1.1 (``_http1``) or HTTP/2 (h2).
 
-Theory of operation: the protocol libraries are pure state machines; this module is the thin shell that
-moves bytes between them and an asyncio stream. An exchange has two timed halves that the probe wraps in
-its phases:
+Theory of operation: the protocol code is I/O-free (``_http1``'s request encoder and response reader, h2's
+state machine); this module is the thin shell that moves bytes between it and an asyncio stream. An
+exchange has two timed halves that the probe wraps in its phases:
 
 - :meth:`Exchange.send_and_wait_first_byte` writes the request and returns when the response starts
   (HTTP/1.1: the first byte of the status line; HTTP/2: the response HEADERS of our stream) -- ``ttfb``;
@@ -25,7 +25,8 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
-import h11
+
+from netobs.probes._http1 import BodyTooLarge, ProtocolViolation, ResponseReader, encode_request
 
 READ_CHUNK_BYTES = 65536
 # HTTP/2 receive window (stream and connection) we announce: big enough that flow control does not throttle
@@ -36,17 +37,7 @@ _H2_DEFAULT_WINDOW_BYTES = 65535
 _H2_FORBIDDEN = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
 
 
-class ProtocolViolation(Exception):
-    """The peer broke the HTTP protocol (garbage, a reset stream, or a close before the response ended)."""
-
-
-class BodyTooLarge(Exception):
-    """The response body passed the configured cap; reading stopped there."""
-
-    def __init__(self, limit_bytes: int, read_bytes: int) -> None:
-        super().__init__(f"response body passed max_body_bytes={limit_bytes} (read {read_bytes} bytes)")
-        self.limit_bytes = limit_bytes
-        self.read_bytes = read_bytes
+__all__ = ["BodyTooLarge", "Exchange", "Http1Exchange", "Http2Exchange", "ProtocolViolation", "Request", "Response"]
 
 
 @dataclass(slots=True)
@@ -91,7 +82,10 @@ class Http1Exchange:
         self._reader = reader
         self._writer = writer
         self._max_body_bytes = max_body_bytes
-        self._conn = h11.Connection(h11.CLIENT)
+        self._response: ResponseReader | None = None
+
+    async def _read(self) -> bytes:
+        return await self._reader.read(READ_CHUNK_BYTES)
 
     async def send_and_wait_first_byte(self, request: Request) -> None:
         headers = [("host", request.authority), *request.headers]
@@ -99,47 +93,19 @@ class Http1Exchange:
             headers.append(("content-length", str(len(request.body))))
         headers.append(("connection", "close"))
         try:
-            out = self._conn.send(h11.Request(method=request.method, target=request.target, headers=headers))
-            if request.body:
-                out = (out or b"") + (self._conn.send(h11.Data(data=request.body)) or b"")
-            out = (out or b"") + (self._conn.send(h11.EndOfMessage()) or b"")
-        except h11.LocalProtocolError as exc:
+            out = encode_request(request.method, request.target, headers, request.body)
+        except ValueError as exc:
             raise ValueError(f"request cannot be sent: {exc}") from exc
         self._writer.write(out)
         await self._writer.drain()
-        chunk = await self._reader.read(READ_CHUNK_BYTES)
-        if not chunk:
+        self._response = ResponseReader(self._read, self._max_body_bytes, head_request=request.method == "HEAD")
+        if not await self._response.fill():
             raise ProtocolViolation("connection closed before any response byte")
-        self._conn.receive_data(chunk)
 
     async def read_response(self) -> Response:
-        status: int | None = None
-        peer_version = ""
-        headers: list[tuple[str, str]] = []
-        body = bytearray()
-        try:
-            while True:
-                event = self._conn.next_event()
-                if event is h11.NEED_DATA:
-                    self._conn.receive_data(await self._reader.read(READ_CHUNK_BYTES))
-                elif isinstance(event, h11.InformationalResponse):
-                    continue
-                elif isinstance(event, h11.Response):
-                    status = event.status_code
-                    peer_version = event.http_version.decode("ascii", "replace")
-                    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers]
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                    if len(body) > self._max_body_bytes:
-                        raise BodyTooLarge(self._max_body_bytes, len(body))
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise ProtocolViolation("connection closed before the response was complete")
-        except h11.RemoteProtocolError as exc:
-            raise ProtocolViolation(f"invalid HTTP/1.1 response: {exc}") from exc
-        assert status is not None  # h11 yields Response before Data/EndOfMessage
-        return Response(status, "1.1", headers, bytes(body), peer_version)
+        assert self._response is not None, "send_and_wait_first_byte first"
+        peer_version, status, headers, body = await self._response.read()
+        return Response(status, "1.1", headers, body, peer_version)
 
 
 class Http2Exchange:
