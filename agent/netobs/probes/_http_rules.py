@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ class Target:
     path: str  # path and query, at least "/"
 
 
+@functools.lru_cache(maxsize=8192)  # a check's URLs are parsed on every run; a Target is immutable
 def parse_target(url: str) -> Target:
     """Split an absolute http(s) URL into what goes on the wire: the host in IDNA (punycode) form, the
     path percent-encoded where it is not ASCII; raises ValueError for anything else (no host, bad port,

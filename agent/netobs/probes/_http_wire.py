@@ -16,7 +16,6 @@ caller's deadline bounds every await.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -37,7 +36,17 @@ _H2_DEFAULT_WINDOW_BYTES = 65535
 _H2_FORBIDDEN = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
 
 
-__all__ = ["BodyTooLarge", "Exchange", "Http1Exchange", "Http2Exchange", "ProtocolViolation", "Request", "Response"]
+__all__ = [
+    "BodyTooLarge",
+    "ByteReader",
+    "ByteWriter",
+    "Exchange",
+    "Http1Exchange",
+    "Http2Exchange",
+    "ProtocolViolation",
+    "Request",
+    "Response",
+]
 
 
 @dataclass(slots=True)
@@ -65,6 +74,16 @@ class Response:
         return ", ".join(values) if values else None
 
 
+class ByteReader(Protocol):
+    async def read(self, n: int) -> bytes: ...
+
+
+class ByteWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
 class Exchange(Protocol):
     http_version: str
 
@@ -78,7 +97,7 @@ class Http1Exchange:
 
     http_version = "1.1"
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body_bytes: int) -> None:
+    def __init__(self, reader: ByteReader, writer: ByteWriter, max_body_bytes: int) -> None:
         self._reader = reader
         self._writer = writer
         self._max_body_bytes = max_body_bytes
@@ -113,7 +132,7 @@ class Http2Exchange:
 
     http_version = "2"
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, max_body_bytes: int) -> None:
+    def __init__(self, reader: ByteReader, writer: ByteWriter, max_body_bytes: int) -> None:
         self._reader = reader
         self._writer = writer
         self._max_body_bytes = max_body_bytes

@@ -35,6 +35,7 @@ from netobs.probes._http_wire import (
     Request,
     Response,
 )
+from netobs.probes._stream import Stream, open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
 from netobs.probes.tcp import connect_socket
 from netobs.probes.tls import client_context, tls_info
@@ -118,19 +119,19 @@ class HttpProbe:
         async with path_trace(ctx, ip, target.port, enabled=check.trace_path and first_hop):
             with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": target.port}):
                 sock = await self.connector(ip, target.port)
-        writer: asyncio.StreamWriter | None = None
+        stream: Stream | None = None
         try:
             if target.scheme == "https":
-                reader, writer = await self._tls(ctx, check, target, sock, ip)
-                ssl_object = writer.get_extra_info("ssl_object")
+                stream = await self._tls(ctx, check, target, sock, ip)
+                ssl_object = stream.get_extra_info("ssl_object")
                 result.tls = tls_info(ssl_object, verified=check.tls_verify)
                 h2_chosen = ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
                 if check.http_version == "2" and not h2_chosen:
                     raise _Failed(ErrorType.PROTOCOL, "http_version 2 required but the server did not offer h2")
             else:
-                reader, writer = await asyncio.open_connection(sock=sock)
+                stream = await open_stream(sock)
                 h2_chosen = check.http_version == "2"
-            exchange: Exchange = (Http2Exchange if h2_chosen else Http1Exchange)(reader, writer, check.max_body_bytes)
+            exchange: Exchange = (Http2Exchange if h2_chosen else Http1Exchange)(stream, stream, check.max_body_bytes)
             request = self._request(ctx, check, target, method, body)
             attrs = {
                 "http.request.method": method,
@@ -155,19 +156,17 @@ class HttpProbe:
             result.body_bytes = len(response.body)
             return response
         finally:
-            if writer is not None:
-                writer.transport.abort()
+            if stream is not None:
+                stream.abort()
             sock.close()
 
-    async def _tls(
-        self, ctx: ProbeContext, check: HttpCheck, target: Target, sock: socket.socket, ip: str
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _tls(self, ctx: ProbeContext, check: HttpCheck, target: Target, sock: socket.socket, ip: str) -> Stream:
         tls_ctx = self._context(check)
         budget_s = max(0.0, ctx.remaining_s() - min(_TLS_MARGIN_S, check.timeout_s / 10))
         try:
             with ctx.phase("tls", **{"server.address": target.host}):
                 async with asyncio.timeout(budget_s):
-                    return await asyncio.open_connection(sock=sock, ssl=tls_ctx, server_hostname=target.host)
+                    return await open_stream(sock, ssl=tls_ctx, server_hostname=target.host)
         except ssl.SSLCertVerificationError as exc:
             result: HttpResult = ctx.detail
             result.tls = await self._inspect_certificate(ctx, target, ip)
@@ -186,23 +185,20 @@ class HttpProbe:
         budget_s = ctx.remaining_s() - _TLS_MARGIN_S
         if budget_s <= 0:
             return None
-        writer = None
         try:
             async with asyncio.timeout(budget_s):
                 sock = await self.connector(ip, target.port)
                 try:
-                    _, writer = await asyncio.open_connection(
-                        sock=sock, ssl=self._unverified(), server_hostname=target.host
-                    )
+                    stream = await open_stream(sock, ssl=self._unverified(), server_hostname=target.host)
                 except BaseException:
                     sock.close()
                     raise
         except (OSError, TimeoutError):
             return None
         try:
-            return tls_info(writer.get_extra_info("ssl_object"), verified=False)
+            return tls_info(stream.get_extra_info("ssl_object"), verified=False)
         finally:
-            writer.transport.abort()
+            stream.abort()
 
     def _request(self, ctx: ProbeContext, check: HttpCheck, target: Target, method: str, body: bytes) -> Request:
         """The request of one hop. A configured Host header replaces the URL's authority (a virtual host
