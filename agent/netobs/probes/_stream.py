@@ -64,18 +64,12 @@ class Stream(asyncio.Protocol):
         self._wake_drain()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        _release(self._waiter)
+        self._waiter = None
 
     def _wake_drain(self) -> None:
-        waiter = self._drain_waiter
-        if waiter is not None:
-            self._drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        _release(self._drain_waiter)
+        self._drain_waiter = None
 
     # -- the stream (the probe's side) --------------------------------------------------------------
     async def read(self, n: int) -> bytes:
@@ -119,6 +113,12 @@ class Stream(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _release(waiter: asyncio.Future[None] | None) -> None:
+    """Wakes whoever awaits ``waiter`` (if anyone)."""
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 async def open_stream(
