@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ import uvloop
 
 from netobs.probes import _stream
 from netobs.probes._stream import Stream, open_stream
+from tests.real.dnsbed import LOOPBACK, TLS_NAME, make_certificate
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
@@ -153,5 +156,51 @@ def test_the_stream_is_the_protocol_of_its_transport(run: Run) -> None:
             assert stream.get_extra_info("ssl_object") is None  # plain: no TLS
             stream.abort()
             assert stream.transport.is_closing()
+
+    run(main())
+
+
+def test_start_tls_upgrades_the_stream(run: Run, tmp_path: Path) -> None:
+    """What the TCP probe (tls: true) and DNS over TLS do: connect, then the handshake as its own step."""
+    cert, key = make_certificate(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+
+    async def main() -> None:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.read(100))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(echo, LOOPBACK, 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            for name, ok in ((TLS_NAME, True), ("other.test", False)):
+                sock = socket.create_connection((LOOPBACK, port))
+                sock.setblocking(False)
+                stream = await open_stream(sock)
+                try:
+                    assert stream.get_extra_info("ssl_object") is None
+                    if not ok:
+                        with pytest.raises(ssl.SSLCertVerificationError):
+                            await stream.start_tls(client_ctx, server_hostname=name)
+                        continue
+                    await stream.start_tls(client_ctx, server_hostname=name)
+                    assert stream.get_extra_info("ssl_object").version() in ("TLSv1.2", "TLSv1.3")
+                    stream.write(b"ping over tls")
+                    await stream.drain()
+                    got = b""
+                    while len(got) < len(b"ping over tls"):
+                        chunk = await stream.read(100)
+                        assert chunk, got
+                        got += chunk
+                    assert got == b"ping over tls"
+                finally:
+                    stream.abort()
+                    sock.close()
+        finally:
+            server.close()
+            await server.wait_closed()
 
     run(main())

@@ -1,4 +1,4 @@
-"""A byte stream over a connected socket, plain or TLS: what the HTTP exchanges need of asyncio's streams.
+"""A byte stream over a connected socket, plain or TLS: what the probes need of asyncio's streams.
 
 Theory of operation. ``asyncio.open_connection`` gives a ``StreamReader``/``StreamWriter`` pair over a
 ``StreamReaderProtocol``: three Python objects with general machinery (line reading, limits, separator
@@ -8,6 +8,7 @@ is the protocol and the stream at once: ``data_received`` appends to a buffer an
 while the transport has asked to pause writing. Reading pauses the transport while more than
 ``READ_HIGH_WATER_BYTES`` wait unread, so a fast server cannot fill memory. A connection lost with an
 error raises that error from ``read`` once the buffer is empty (and from ``drain``), as streams do.
+The HTTP probe, the TCP probe's TLS handshake and DNS over TCP and TLS all use it.
 """
 
 from __future__ import annotations
@@ -106,6 +107,15 @@ class Stream(asyncio.Protocol):
             await self._drain_waiter
         if self._error is not None:
             raise self._error
+
+    async def start_tls(self, context: ssl_module.SSLContext, server_hostname: str | None) -> None:
+        """Upgrades the connection to TLS, the handshake awaited; reads and writes go through TLS after.
+        On a failed handshake the error propagates (the caller aborts the stream)."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        tls = await loop.start_tls(self.transport, self, context, server_hostname=server_hostname)
+        # The loop does not call connection_made again for the upgraded transport.
+        self.transport = cast(asyncio.Transport, tls)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.transport.get_extra_info(name, default) if self.transport is not None else default

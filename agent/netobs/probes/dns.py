@@ -48,6 +48,7 @@ from dns._asyncbackend import DatagramSocket, StreamSocket  # the base classes d
 
 from netobs.config import DnsCheck, DnsExpect, DnssecConfig, parse_trust_anchor, split_host_port
 from netobs.probes._dns_dnssec import validate_chain
+from netobs.probes._stream import Stream, open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, is_ip_literal
 from netobs.probes.tls import client_context, tls_info
 from netobs.result import DnsRecord, DnsResult, ErrorType, TlsInfo
@@ -109,34 +110,33 @@ class _CountingDatagram(DatagramSocket):
 
 
 class _Stream(StreamSocket):
-    """A dnspython stream socket over an asyncio reader/writer we connected ourselves (so that connect
-    and TLS handshake are timed as their own phases); counts received bytes."""
+    """A dnspython stream socket over a ``Stream`` we connected ourselves (so that connect and TLS
+    handshake are timed as their own phases); counts received bytes."""
 
-    def __init__(self, family: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, family: int, io: Stream) -> None:
         super().__init__(family, socket.SOCK_STREAM)
-        self.reader = reader
-        self.writer = writer
+        self.io = io
         self.received_bytes = 0
 
     async def sendall(self, what: bytes, timeout: float | None) -> None:
-        self.writer.write(what)
+        self.io.write(what)
         async with asyncio.timeout(timeout):
-            await self.writer.drain()
+            await self.io.drain()
 
     async def recv(self, size: int, timeout: float | None) -> bytes:
         async with asyncio.timeout(timeout):
-            data = await self.reader.read(size)
+            data = await self.io.read(size)
         self.received_bytes += len(data)
         return data
 
     async def getpeername(self) -> Any:
-        return self.writer.get_extra_info("peername")
+        return self.io.get_extra_info("peername")
 
     async def getsockname(self) -> Any:
-        return self.writer.get_extra_info("sockname")
+        return self.io.get_extra_info("sockname")
 
     async def close(self) -> None:
-        self.writer.transport.abort()  # no TLS close_notify exchange left pending on the loop
+        self.io.abort()  # no TLS close_notify exchange left pending on the loop
 
 
 class _AsyncioConn:
@@ -146,10 +146,10 @@ class _AsyncioConn:
     def close(self) -> None:
         # The transport owns (and closes) the socket; aborted, so that no TLS close_notify exchange is left
         # pending on the loop after the run.
-        self.stream.writer.transport.abort()
+        self.stream.io.abort()
 
     def tls(self) -> TlsInfo | None:
-        ssl_object = self.stream.writer.get_extra_info("ssl_object")
+        ssl_object = self.stream.io.get_extra_info("ssl_object")
         if ssl_object is None:
             return None
         return tls_info(ssl_object, verified=ssl_object.context.verify_mode != ssl.CERT_NONE)
@@ -180,15 +180,15 @@ class AsyncioDnsNetwork:
         # until the server's delayed ACK (~40 ms on Linux), which is the client's artefact, not the server's.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            reader, writer = await asyncio.open_connection(sock=sock)
+            io = await open_stream(sock)
         except BaseException:
             sock.close()
             raise
-        return _AsyncioConn(_Stream(sock.family, reader, writer))
+        return _AsyncioConn(_Stream(sock.family, io))
 
     async def start_tls(self, conn: StreamConn, context: ssl.SSLContext, server_name: str) -> StreamConn:
         assert isinstance(conn, _AsyncioConn)
-        await conn.stream.writer.start_tls(context, server_hostname=server_name)
+        await conn.stream.io.start_tls(context, server_hostname=server_name)
         return conn
 
     async def stream_query(

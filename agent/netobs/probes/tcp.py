@@ -10,6 +10,7 @@ import ssl
 from typing import ClassVar
 
 from netobs.config import TcpCheck, split_host_port
+from netobs.probes._stream import open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
 from netobs.probes.tls import client_context, tls_info
 from netobs.probes.traceroute import path_trace
@@ -80,15 +81,15 @@ class TcpProbe:
         if tls_ctx is None:
             tls_ctx = self._contexts[key] = client_context(check.tls_verify, check.ca_file)
         server_name = check.tls_server_name or host
-        # The stream owns the socket from here on: close it through the writer only, also after a failed
+        # The stream owns the socket from here on: close it through the stream only, also after a failed
         # handshake, or the event loop keeps a transport on a file descriptor the kernel may reuse. Aborted,
         # as the HTTP probe does: the run is measured, a TLS close_notify exchange would only keep the
         # transport open on the loop (uvloop refuses to close a loop that still has one).
-        _, writer = await asyncio.open_connection(sock=sock)
+        stream = await open_stream(sock)
         try:
             with ctx.phase("tls", **{"server.address": server_name}):
-                await writer.start_tls(tls_ctx, server_hostname=server_name)
-            ctx.detail.tls = tls_info(writer.get_extra_info("ssl_object"), verified=check.tls_verify)
+                await stream.start_tls(tls_ctx, server_hostname=server_name)
+            ctx.detail.tls = tls_info(stream.get_extra_info("ssl_object"), verified=check.tls_verify)
         finally:
-            writer.transport.abort()
+            stream.abort()
         return Outcome.ok()
