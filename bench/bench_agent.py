@@ -19,7 +19,8 @@ For each probe type (icmp, tcp, http) two phases run one after the other on the 
    for the exporter: no compression; what this bench measured before the seventh session).
 
 Targets: ICMP 127.1.x.y (loopback answers them all); TCP a listener per target on 127.3.x.y:port in a child
-process that accepts and closes; HTTP one nginx on 127.0.0.1:port, one URL path per target. Everything
+process that accepts and closes; HTTP one nginx on 127.0.0.1:port, one URL path per target; HTTPS the same
+nginx on a TLS port with a self-signed certificate both probers trust (a full handshake per probe). Everything
 stays on loopback. The two phases do not overlap: blackbox at 2,000 ICMP probes/s needs most of this
 2-core machine, which would distort the agent's lateness.
 
@@ -57,7 +58,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "agent"))
 
-TYPES = ("icmp", "tcp", "http")
+TYPES = ("icmp", "tcp", "http", "https")
 GOAL_ICMP_CPU_US = 150.0
 GOAL_LATENESS_P99_MS = 5.0
 GOAL_RATIO = 5.0
@@ -161,8 +162,47 @@ http {{
         listen 127.0.0.1:{port} backlog=4096;
         location / {{ return 200 "ok\\n"; }}
     }}
+    server {{
+        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        ssl_certificate {tmp}/bench-cert.pem;
+        ssl_certificate_key {tmp}/bench-key.pem;
+        location / {{ return 200 "ok\\n"; }}
+    }}
 }}
 """
+
+
+def write_certificate(tmp: Path) -> Path:
+    """A self-signed certificate for 127.0.0.1 (and its key) for nginx's TLS port; the CA file both
+    probers trust."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netobs bench")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp / "bench-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "bench-key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return tmp / "bench-cert.pem"
 
 
 @contextlib.contextmanager
@@ -189,12 +229,14 @@ def targets_for(kind: str, n: int, tmp: Path) -> Iterator[tuple[list[str], list[
             proc.wait(10)
         return
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = free_port()
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port))
+    port, tls_port = free_port(), free_port()
+    write_certificate(tmp)
+    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port, tls_port=tls_port))
     proc = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf")], stderr=subprocess.DEVNULL)
     try:
         _wait_port("127.0.0.1", port)
-        t = [f"http://127.0.0.1:{port}/t/{i}" for i in range(n)]
+        base = f"https://127.0.0.1:{tls_port}" if kind == "https" else f"http://127.0.0.1:{port}"
+        t = [f"{base}/t/{i}" for i in range(n)]
         yield t, t
     finally:
         proc.terminate()
@@ -293,29 +335,31 @@ else:
 """
 
 
-def check_config(kind: str, targets: list[str], interval_s: float) -> dict[str, Any]:
+def check_config(kind: str, targets: list[str], interval_s: float, tmp: Path) -> dict[str, Any]:
     timeout_s = round(min(interval_s * 0.9, 5.0), 3)
     check: dict[str, Any] = {
         "name": f"bench-{kind}",
-        "type": kind,
+        "type": "http" if kind == "https" else kind,
         "targets": targets,
         "interval_s": interval_s,
         "timeout_s": timeout_s,
     }
     if kind == "icmp":
         check |= {"count": 1}
+    if kind == "https":
+        check |= {"ca_file": str(tmp / "bench-cert.pem")}  # verified, as blackbox's module does
     return check
 
 
 def run_agent_phase(
-    kind: str, targets: list[str], args: argparse.Namespace, sink_port: int, sample: list[str]
+    kind: str, targets: list[str], args: argparse.Namespace, sink_port: int, sample: list[str], *, tmp: Path
 ) -> dict[str, Any]:
     config = {
         "agent_id": "bench",
         "pop": "bench",
         "exporter": {"endpoint": f"127.0.0.1:{sink_port}", "protocol": "grpc", "insecure": True},
         "outputs": {"stdout_json": False},
-        "checks": [check_config(kind, targets, args.interval_s)],
+        "checks": [check_config(kind, targets, args.interval_s, tmp)],
     }
     spec = {
         "agent_path": str(ROOT / "agent"),
@@ -385,6 +429,13 @@ modules:
     timeout: {timeout_s}s
     http:
       preferred_ip_protocol: ip4
+  https:
+    prober: http
+    timeout: {timeout_s}s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: {ca_file}
 """
 
 
@@ -517,7 +568,8 @@ def run_blackbox_phase(kind: str, targets: list[str], args: argparse.Namespace, 
             "prometheus-blackbox-exporter is not installed (apt-get install prometheus-blackbox-exporter)"
         )
     config = tmp / "blackbox.yml"
-    config.write_text(BLACKBOX_CONFIG.format(timeout_s=round(min(args.interval_s * 0.9, 5.0), 3)))
+    timeout_s = round(min(args.interval_s * 0.9, 5.0), 3)
+    config.write_text(BLACKBOX_CONFIG.format(timeout_s=timeout_s, ca_file=tmp / "bench-cert.pem"))
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -631,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-s", type=float, default=1.0, help="interval of every target (default 1)")
     parser.add_argument("--duration-s", type=float, default=60.0, help="measured window per phase (default 60)")
     parser.add_argument("--warmup-s", type=float, default=None, help="before measuring (default 1.5 intervals)")
-    parser.add_argument("--types", default=",".join(TYPES), help="comma-separated: icmp,tcp,http")
+    parser.add_argument("--types", default=",".join(TYPES), help="comma-separated: icmp,tcp,http,https")
     parser.add_argument("--no-blackbox", action="store_true", help="skip the blackbox_exporter phases")
     parser.add_argument("--ping-sample", type=int, default=10, help="ICMP addresses compared with ping")
     parser.add_argument(
@@ -676,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             with targets_for(kind, args.targets, tmp) as (agent_targets, bb_targets):
                 sample = agent_targets[: args.ping_sample] if kind == "icmp" else []
-                agent = run_agent_phase(kind, agent_targets, args, sink_port, sample)
+                agent = run_agent_phase(kind, agent_targets, args, sink_port, sample, tmp=tmp)
                 blackbox = None if args.no_blackbox else run_blackbox_phase(kind, bb_targets, args, tmp)
             row = summarise(kind, agent, blackbox)
             rows.append(row)

@@ -18,7 +18,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_agent.py"
 
 @pytest.mark.real
 def test_bench_agent_runs_and_prints_its_figures() -> None:
-    flags = "--targets 8 --duration-s 1.5 --warmup-s 1 --interval-s 0.5 --types icmp,tcp,http --ping-sample 2"
+    flags = "--targets 8 --duration-s 1.5 --warmup-s 1 --interval-s 0.5 --types icmp,tcp,http,https --ping-sample 2"
     proc = subprocess.run(
         [sys.executable, str(BENCH), *flags.split(), "--loop", "asyncio", "--json"],
         capture_output=True,
@@ -28,10 +28,10 @@ def test_bench_agent_runs_and_prints_its_figures() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    for heading in ("== icmp ==", "== tcp ==", "== http ==", "blackbox/agent CPU per probe", "goals:"):
+    for heading in ("== icmp ==", "== tcp ==", "== http ==", "== https ==", "blackbox/agent CPU per probe", "goals:"):
         assert heading in out, out
     rows = {row["type"]: row for row in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
-    assert set(rows) == {"icmp", "tcp", "http"}
+    assert set(rows) == {"icmp", "tcp", "http", "https"}
     for kind, row in rows.items():
         # 8 targets every 0.5 s: about 16 probes/s from each side, all of them successful.
         assert 8 <= row["agent_probes_per_s"] <= 24, (kind, row)
