@@ -58,6 +58,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "agent"))
+sys.path.insert(1, str(ROOT))  # tests.certs, for the HTTPS server's certificate
 
 TYPES = ("icmp", "tcp", "http", "https")
 DEFAULT_TYPES = ("icmp", "tcp", "http")  # https apart: a handshake per probe, ~3 cores at 2,000/s
@@ -177,34 +178,12 @@ http {{
 def write_certificate(tmp: Path) -> Path:
     """A self-signed certificate for 127.0.0.1 (and its key) for nginx's TLS port; the CA file both
     probers trust."""
-    import datetime
-    import ipaddress
+    from tests.certs import self_signed
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netobs bench")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    cert, _ = self_signed(
+        tmp / "bench-cert.pem", tmp / "bench-key.pem", "netobs bench", ip_addresses=["127.0.0.1"], ca=True
     )
-    (tmp / "bench-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "bench-key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return tmp / "bench-cert.pem"
+    return cert
 
 
 @contextlib.contextmanager

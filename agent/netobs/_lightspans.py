@@ -199,26 +199,6 @@ class LightTracer(trace.Tracer):
             parent_is_remote=parent_remote,
         )
 
-    def start_child(self, parent: trace.Span, name: str, attributes: dict[str, Any] | None) -> LightSpan:
-        """``start_span(name, context=set_span_in_context(parent), attributes=attributes)`` for the agent's
-        phase spans, without building a ``Context`` for a parent that is one of ours (an HTTP run makes
-        four or five of them)."""
-        if type(parent) is not LightSpan:
-            return self.start_span(name, context=trace.set_span_in_context(parent), attributes=attributes)
-        span_id = 0
-        while not span_id:
-            span_id = self._getrandbits(64)
-        return LightSpan(
-            name,
-            trace_id=parent.trace_id,
-            span_id=span_id,
-            parent_span_id=parent.span_id,
-            kind=SpanKind.INTERNAL,
-            attributes=dict(attributes) if attributes else {},
-            start_time=time.time_ns(),
-            on_end=self._on_end,
-        )
-
     @_agnosticcontextmanager
     def start_as_current_span(  # noqa: PLR0917 (the tracing API's signature)
         self,

@@ -19,7 +19,6 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from netobs._lightspans import LightSpan
 from netobs.probes.base import Outcome, Probe, ProbeContext
 from netobs.result import ErrorType, ProbeResult
 
@@ -149,9 +148,9 @@ class Runner:
 
         trace_id = span_id = None
         if span is not None:
-            ids = span if type(span) is LightSpan else span.get_span_context()  # ours: no SpanContext built
-            trace_id = format(ids.trace_id, "032x")
-            span_id = format(ids.span_id, "016x")
+            sc = span.get_span_context()
+            trace_id = format(sc.trace_id, "032x")
+            span_id = format(sc.span_id, "016x")
             if ctx.resolved_ip:
                 span.set_attribute("network.peer.address", ctx.resolved_ip)
             if not outcome.success:

@@ -32,10 +32,8 @@ import dns.query
 import dns.rcode
 import dns.rdata
 import dns.rrset
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.certs import self_signed
 
 LOOPBACK = "127.0.0.1"
 TLS_NAME = "dns.test"
@@ -118,32 +116,11 @@ def tamper(signed: Path, zone: str) -> None:
 
 
 def make_certificate(workdir: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_NAME)])
-    now = datetime.datetime.now(datetime.UTC)
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(TLS_NAME), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = workdir / "dot.pem", workdir / "dot.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
+    """The DoT server's certificate (for TLS_NAME and LOOPBACK), trusted by clients as its own CA."""
+    return self_signed(
+        workdir / "dot.pem", workdir / "dot.key", TLS_NAME, dns_names=[TLS_NAME], ip_addresses=[LOOPBACK], ca=True,
+        valid_days=2,
+    )  # fmt: skip
 
 
 def wait_for_dns(port: int, qname: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 20) -> None:

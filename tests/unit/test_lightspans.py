@@ -154,26 +154,6 @@ def test_start_as_current_span_is_current_and_records_the_exception() -> None:
     assert name == "exception" and attrs["exception.type"] == "ValueError" and attrs["exception.message"] == "bad"
 
 
-def test_start_child_is_start_span_under_the_parent() -> None:
-    """The phase spans' short path (no ``Context`` built) gives what the tracing API's call gives."""
-    ended: list[LightSpan] = []
-    tracer = LightTracer(ended.append)
-    root = tracer.start_span("tcp x", kind=SpanKind.CLIENT, attributes={"netobs.target": "x"})
-    attrs = {"network.peer.address": "127.0.0.1", "network.peer.port": 9}
-    via_api = tracer.start_span("connect", context=trace.set_span_in_context(root), attributes=attrs)
-    short = tracer.start_child(root, "connect", attrs)
-    for span in (via_api, short):
-        assert (span.trace_id, span.parent_span_id, span.kind) == (root.trace_id, root.span_id, SpanKind.INTERNAL)
-        assert span.attributes == attrs and span.attributes is not attrs  # a copy: the caller's dict stays theirs
-        assert span.span_id not in (0, root.span_id)
-    assert short.span_id != via_api.span_id
-    assert tracer.start_child(root, "dns", None).attributes == {}
-    # A parent that is not one of ours (e.g. a remote one) goes through the API's path.
-    remote = NonRecordingSpan(SpanContext(5, 7, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED)))
-    child = tracer.start_child(remote, "ttfb", None)
-    assert (child.trace_id, child.parent_span_id, child.parent_is_remote) == (5, 7, True)
-
-
 class _Traced:
     check_type: ClassVar[str] = "tcp"
     traced: ClassVar[bool] = True

@@ -38,8 +38,7 @@ _H2_FORBIDDEN = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"
 
 __all__ = [
     "BodyTooLarge",
-    "ByteReader",
-    "ByteWriter",
+    "ByteStream",
     "Exchange",
     "Http1Exchange",
     "Http2Exchange",
@@ -74,11 +73,11 @@ class Response:
         return ", ".join(values) if values else None
 
 
-class ByteReader(Protocol):
+class ByteStream(Protocol):
+    """What an exchange needs of its connection (``_stream.Stream``)."""
+
     async def read(self, n: int) -> bytes: ...
 
-
-class ByteWriter(Protocol):
     def write(self, data: bytes) -> None: ...
 
     async def drain(self) -> None: ...
@@ -97,14 +96,13 @@ class Http1Exchange:
 
     http_version = "1.1"
 
-    def __init__(self, reader: ByteReader, writer: ByteWriter, max_body_bytes: int) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, stream: ByteStream, max_body_bytes: int) -> None:
+        self._stream = stream
         self._max_body_bytes = max_body_bytes
         self._response: ResponseReader | None = None
 
     async def _read(self) -> bytes:
-        return await self._reader.read(READ_CHUNK_BYTES)
+        return await self._stream.read(READ_CHUNK_BYTES)
 
     async def send_and_wait_first_byte(self, request: Request) -> None:
         headers = [("host", request.authority), *request.headers]
@@ -115,8 +113,8 @@ class Http1Exchange:
             out = encode_request(request.method, request.target, headers, request.body)
         except ValueError as exc:
             raise ValueError(f"request cannot be sent: {exc}") from exc
-        self._writer.write(out)
-        await self._writer.drain()
+        self._stream.write(out)
+        await self._stream.drain()
         self._response = ResponseReader(self._read, self._max_body_bytes, head_request=request.method == "HEAD")
         if not await self._response.fill():
             raise ProtocolViolation("connection closed before any response byte")
@@ -132,9 +130,8 @@ class Http2Exchange:
 
     http_version = "2"
 
-    def __init__(self, reader: ByteReader, writer: ByteWriter, max_body_bytes: int) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, stream: ByteStream, max_body_bytes: int) -> None:
+        self._stream = stream
         self._max_body_bytes = max_body_bytes
         self._conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
         self._stream_id = 0
@@ -194,11 +191,11 @@ class Http2Exchange:
     async def _flush(self) -> None:
         out = self._conn.data_to_send()
         if out:
-            self._writer.write(out)
-            await self._writer.drain()
+            self._stream.write(out)
+            await self._stream.drain()
 
     async def _receive(self) -> None:
-        data = await self._reader.read(READ_CHUNK_BYTES)
+        data = await self._stream.read(READ_CHUNK_BYTES)
         if not data:
             raise ProtocolViolation("connection closed before the response was complete")
         try:

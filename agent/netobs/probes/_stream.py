@@ -100,8 +100,6 @@ class Stream(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Returns when the transport takes more writes; the connection's error if it was lost."""
-        if self._error is not None:
-            raise self._error
         while self._write_paused and not self._eof:
             self._drain_waiter = asyncio.get_running_loop().create_future()
             await self._drain_waiter

@@ -21,7 +21,6 @@ from typing import Any, ClassVar, Protocol
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from netobs._lightspans import LightTracer
 from netobs.result import ErrorType
 
 
@@ -112,14 +111,10 @@ class _Phase:
 
     def __enter__(self) -> Span | None:
         ctx = self.ctx
-        tracer = ctx.tracer
-        if tracer is not None and ctx.span is not None:
-            if type(tracer) is LightTracer:
-                self.child = tracer.start_child(ctx.span, self.name, self.attributes)
-            else:
-                self.child = tracer.start_span(
-                    self.name, context=trace.set_span_in_context(ctx.span), attributes=self.attributes or None
-                )
+        if ctx.tracer is not None and ctx.span is not None:
+            self.child = ctx.tracer.start_span(
+                self.name, context=trace.set_span_in_context(ctx.span), attributes=self.attributes or None
+            )
         self.start = time.perf_counter()
         return self.child
 

@@ -131,7 +131,7 @@ class HttpProbe:
             else:
                 stream = await open_stream(sock)
                 h2_chosen = check.http_version == "2"
-            exchange: Exchange = (Http2Exchange if h2_chosen else Http1Exchange)(stream, stream, check.max_body_bytes)
+            exchange: Exchange = (Http2Exchange if h2_chosen else Http1Exchange)(stream, check.max_body_bytes)
             request = self._request(ctx, check, target, method, body)
             attrs = {
                 "http.request.method": method,
