@@ -47,6 +47,7 @@ import dns.rrset
 from dns._asyncbackend import DatagramSocket, StreamSocket  # the base classes dnspython's I/O takes
 
 from netobs.config import DnsCheck, DnsExpect, DnssecConfig, parse_trust_anchor, split_host_port
+from netobs.probes._connect import connect_socket
 from netobs.probes._dns_dnssec import validate_chain
 from netobs.probes._stream import Stream, open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, is_ip_literal
@@ -173,8 +174,6 @@ class AsyncioDnsNetwork:
             return response, sock.received_bytes
 
     async def connect(self, ip: str, port: int) -> StreamConn:
-        from netobs.probes.tcp import connect_socket
-
         sock = await connect_socket(ip, port)
         # The query goes out in one write: Nagle would only hold it behind the handshake's last segment
         # until the server's delayed ACK (~40 ms on Linux), which is the client's artefact, not the server's.

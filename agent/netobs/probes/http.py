@@ -25,6 +25,7 @@ from typing import ClassVar
 from opentelemetry.trace import Span
 
 from netobs.config import HttpCheck
+from netobs.probes._connect import connect_socket
 from netobs.probes._http_rules import Target, evaluate, next_hop, parse_target, random_traceparent, traceparent
 from netobs.probes._http_wire import (
     BodyTooLarge,
@@ -37,7 +38,6 @@ from netobs.probes._http_wire import (
 )
 from netobs.probes._stream import Stream, open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
-from netobs.probes.tcp import connect_socket
 from netobs.probes.tls import client_context, tls_info
 from netobs.probes.traceroute import path_trace
 from netobs.result import ErrorType, HttpHop, HttpResult, TlsInfo

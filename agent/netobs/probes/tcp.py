@@ -2,54 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import os
-import socket
 import ssl
 from typing import ClassVar
 
 from netobs.config import TcpCheck, split_host_port
+from netobs.probes._connect import connect_socket
 from netobs.probes._stream import open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
 from netobs.probes.tls import client_context, tls_info
 from netobs.probes.traceroute import path_trace
 from netobs.result import TcpResult
-
-
-async def connect_socket(ip: str, port: int) -> socket.socket:
-    """A connected non-blocking TCP socket to ``ip``:``port`` (an address, not a name: no DNS here).
-
-    The connect is issued here and its completion awaited on the loop's writer callback: uvloop's
-    ``sock_connect`` passes every address, numeric or not, through getaddrinfo on its thread pool (a
-    thread round trip per probe, ~10% of a TCP probe's CPU). A refusal or an unreachable network raises
-    the ``OSError`` subclass of its errno, as ``sock_connect`` does."""
-    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        err = sock.connect_ex((ip, port))
-        if err in (errno.EINPROGRESS, errno.EAGAIN):
-            loop = asyncio.get_running_loop()
-            done = loop.create_future()
-            fd = sock.fileno()
-            loop.add_writer(fd, _set_connected, done)
-            try:
-                await done
-            finally:
-                loop.remove_writer(fd)
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            raise OSError(err, os.strerror(err))  # OSError picks the subclass: ConnectionRefusedError...
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _set_connected(done: asyncio.Future[None]) -> None:
-    if not done.done():
-        done.set_result(None)
 
 
 class TcpProbe:
