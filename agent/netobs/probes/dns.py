@@ -47,8 +47,8 @@ import dns.rrset
 from dns._asyncbackend import DatagramSocket, StreamSocket  # the base classes dnspython's I/O takes
 
 from netobs.config import DnsCheck, DnsExpect, DnssecConfig, parse_trust_anchor, split_host_port
-from netobs.probes._connect import connect_socket
 from netobs.probes._dns_dnssec import validate_chain
+from netobs.probes._sockio import connect_socket
 from netobs.probes._stream import Stream, open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, is_ip_literal
 from netobs.probes.tls import client_context, tls_info

@@ -7,7 +7,8 @@ phases of all hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps 
 ``HttpResult.redirects``. The ``traceparent`` header names the hop's ``ttfb`` span as the parent, so an
 instrumented server's spans nest under the request that caused them.
 
-HTTP/1.1 (``_http1``) and HTTP/2 (h2) are spoken over asyncio streams (``_http_wire``); over TLS, ALPN picks
+HTTP/1.1 (``_http1``) and HTTP/2 (h2) are spoken over a byte stream (``_http_wire``): the loop's TLS transport
+for https:// (``_stream``), the socket itself for http:// (``_sockio.SocketStream``); over TLS, ALPN picks
 the version (``http_version: auto`` offers both); ``http_version: "2"`` on http:// is HTTP/2 with prior
 knowledge. Failures map to: TLS_CERT (verification), TLS_HANDSHAKE (handshake failed or did not finish
 before the deadline), PROTOCOL (the peer broke HTTP), BODY_TOO_LARGE, HTTP_STATUS and ASSERTION; refused,
@@ -25,7 +26,6 @@ from typing import ClassVar
 from opentelemetry.trace import Span
 
 from netobs.config import HttpCheck
-from netobs.probes._connect import connect_socket
 from netobs.probes._http_rules import Target, evaluate, next_hop, parse_target, random_traceparent, traceparent
 from netobs.probes._http_wire import (
     BodyTooLarge,
@@ -36,6 +36,7 @@ from netobs.probes._http_wire import (
     Request,
     Response,
 )
+from netobs.probes._sockio import SocketStream, connect_socket
 from netobs.probes._stream import Stream, open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
 from netobs.probes.tls import client_context, tls_info
@@ -119,7 +120,7 @@ class HttpProbe:
         async with path_trace(ctx, ip, target.port, enabled=check.trace_path and first_hop):
             with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": target.port}):
                 sock = await self.connector(ip, target.port)
-        stream: Stream | None = None
+        stream: Stream | SocketStream | None = None
         try:
             if target.scheme == "https":
                 stream = await self._tls(ctx, check, target, sock, ip)
@@ -129,7 +130,7 @@ class HttpProbe:
                 if check.http_version == "2" and not h2_chosen:
                     raise _Failed(ErrorType.PROTOCOL, "http_version 2 required but the server did not offer h2")
             else:
-                stream = await open_stream(sock)
+                stream = SocketStream(sock, asyncio.get_running_loop())
                 h2_chosen = check.http_version == "2"
             exchange: Exchange = (Http2Exchange if h2_chosen else Http1Exchange)(stream, check.max_body_bytes)
             request = self._request(ctx, check, target, method, body)

@@ -6,7 +6,7 @@ import ssl
 from typing import ClassVar
 
 from netobs.config import TcpCheck, split_host_port
-from netobs.probes._connect import connect_socket
+from netobs.probes._sockio import connect_socket
 from netobs.probes._stream import open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
 from netobs.probes.tls import client_context, tls_info

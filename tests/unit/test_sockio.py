@@ -1,5 +1,5 @@
-"""``netobs.probes._connect``: non-blocking connects awaited on the loop's own epoll set, on asyncio's loop
-and on uvloop (the agent's)."""
+"""``netobs.probes._sockio``: connects and plain streams awaited on the loop's own epoll set, on asyncio's
+loop and on uvloop (the agent's)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import contextlib
 import gc
 import os
 import socket
-from collections.abc import Callable, Coroutine, Iterator
+import struct
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
 import uvloop
 
-from netobs.probes import _connect
-from netobs.probes._connect import connect_socket
+from netobs.probes import _sockio
+from netobs.probes._sockio import SocketStream, connect_socket
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 Run = Callable[[Coroutine[Any, Any, None]], None]
@@ -44,12 +45,12 @@ def _listener(backlog: int = 128) -> Iterator[socket.socket]:
 def _open_fds() -> int:
     """Descriptors open in this process, with this loop's waiter (its epoll set) already made."""
     with contextlib.suppress(RuntimeError):
-        _connect._waiter(asyncio.get_running_loop())
+        _sockio.waiter_of(asyncio.get_running_loop())
     return len(os.listdir("/proc/self/fd"))
 
 
 def _waiting() -> int:
-    return sum(len(w._waiting) for w in _connect._WAITERS.values())
+    return sum(len(w._waiting) for w in _sockio._WAITERS.values())
 
 
 def test_connects_many_at_once_each_to_its_own_connection(run: Run) -> None:
@@ -142,11 +143,110 @@ def test_each_loop_has_its_own_waiter_which_goes_with_the_loop(loop_name: str) -
         loops = [LOOPS[loop_name]() for _ in range(2)]
         for loop in loops:
             loop.run_until_complete(connect_socket("127.0.0.1", port)).close()
-        waiters = [_connect._WAITERS[loop] for loop in loops]
+        waiters = [_sockio._WAITERS[loop] for loop in loops]
         assert waiters[0] is not waiters[1]
         for loop in loops:
             loop.close()
         del loops, waiters, loop
         gc.collect()
-        assert len(_connect._WAITERS) == 0
+        assert len(_sockio._WAITERS) == 0
         assert _open_fds() == before  # the loops' own descriptors and both epoll sets are closed
+
+
+# -- SocketStream -------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _stream_pair(via_connect: bool) -> AsyncIterator[tuple[SocketStream, socket.socket]]:
+    """A stream and its peer (blocking). ``via_connect``: the stream's socket comes from connect_socket
+    (already in the loop's epoll set); else from a socket pair (not in it)."""
+    loop = asyncio.get_running_loop()
+    if via_connect:
+        with _listener() as server:
+            sock = await connect_socket("127.0.0.1", server.getsockname()[1])
+            server.settimeout(5)
+            peer, _ = server.accept()
+    else:
+        sock, peer = socket.socketpair()
+        sock.setblocking(False)
+    stream = SocketStream(sock, loop)
+    try:
+        yield stream, peer
+    finally:
+        stream.abort()
+        peer.close()
+
+
+@pytest.mark.parametrize("via_connect", [True, False], ids=["connected", "socketpair"])
+def test_stream_reads_what_the_peer_sent_then_the_end(run: Run, via_connect: bool) -> None:
+    async def main() -> None:
+        async with _stream_pair(via_connect) as (stream, peer):
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.05, peer.sendall, b"hello, netobs")  # the first read has to wait for it
+            assert await stream.read(7) == b"hello, "
+            assert await stream.read(100) == b"netobs"
+            loop.call_later(0.05, peer.shutdown, socket.SHUT_WR)
+            assert await stream.read(100) == b""
+            assert await stream.read(100) == b""
+            assert _waiting() == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize("via_connect", [True, False], ids=["connected", "socketpair"])
+def test_stream_write_more_than_the_socket_takes_then_drain(run: Run, via_connect: bool) -> None:
+    payload = bytes(range(256)) * 16384  # 4 MiB: far more than the socket buffers hold
+
+    async def main() -> None:
+        async with _stream_pair(via_connect) as (stream, peer):
+            received = bytearray()
+
+            def drain_peer() -> None:
+                peer.settimeout(5)
+                while len(received) < len(payload):
+                    chunk = peer.recv(65536)
+                    if not chunk:
+                        return
+                    received.extend(chunk)
+
+            stream.write(payload[:1000])
+            stream.write(payload[1000:])  # queued behind what the socket did not take
+            reader = asyncio.get_running_loop().run_in_executor(None, drain_peer)
+            await asyncio.wait_for(stream.drain(), 10)
+            await asyncio.wait_for(reader, 10)
+            assert received == payload
+
+    run(main())
+
+
+def test_stream_read_raises_a_reset(run: Run) -> None:
+    async def main() -> None:
+        async with _stream_pair(via_connect=True) as (stream, peer):
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            asyncio.get_running_loop().call_later(0.05, peer.close)  # closing with linger 0 sends RST
+            with pytest.raises(ConnectionResetError):
+                await stream.read(100)
+
+    run(main())
+
+
+def test_stream_read_cancelled_then_read_again(run: Run) -> None:
+    async def main() -> None:
+        async with _stream_pair(via_connect=True) as (stream, peer):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(stream.read(100), 0.05)
+            assert _waiting() == 0
+            peer.sendall(b"late")
+            assert await asyncio.wait_for(stream.read(100), 5) == b"late"
+
+    run(main())
+
+
+def test_stream_abort_closes_the_socket(run: Run) -> None:
+    async def main() -> None:
+        async with _stream_pair(via_connect=True) as (stream, peer):
+            stream.abort()
+            peer.settimeout(5)
+            assert peer.recv(10) == b""  # the peer sees the connection end
+
+    run(main())

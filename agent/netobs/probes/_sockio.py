@@ -1,0 +1,169 @@
+"""Socket I/O awaited on one epoll set per event loop: TCP connects, and plain (no TLS) byte streams.
+
+Theory of operation. A probe's connection lives for one run. Awaiting a connect with the loop's
+``add_writer``/``remove_writer`` costs uvloop a poll handle and five ``epoll_ctl`` calls per connect, and a
+loop transport for the request and response costs more again (a libuv TCP handle, its registration and
+removal, ``ioctl``/``setsockopt``/``getsockname``/``getpeername`` calls, protocol callbacks and a buffer):
+at 2,000 probes/s that machinery was a large share of what a probe costs. Here every loop gets one epoll
+set of its own (:class:`Waiter`), registered once with the loop as a reader. A socket waits by arming
+its entry in that set for one event (``EPOLLONESHOT``: one ``epoll_ctl``; the entry goes quiet after it
+fires, and the kernel drops it when the socket is closed); when the set turns readable, the loop calls
+:meth:`Waiter._ready`, which collects every socket that is ready with one ``epoll_wait`` and wakes its
+future. A socket is only waited for after the system call on it said it would block, so no readiness is
+missed.
+
+- :func:`connect_socket`: a non-blocking connect, its completion awaited here;
+- :class:`SocketStream`: ``read``/``write``/``drain``/``abort`` straight on the socket (``recv``/``send``),
+  for plain HTTP; TLS goes through the loop's transports (``_stream.Stream``), where the TLS machinery is.
+
+Linux only (epoll), like the rest of the agent's probes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import select
+import socket
+import weakref
+
+_ONE_SHOT = select.EPOLLONESHOT
+_FAILED = select.EPOLLERR | select.EPOLLHUP
+
+
+class Waiter:
+    """The sockets waiting on one event loop: :meth:`wait` gives a future for a socket's next event.
+
+    It holds no reference to its loop (the loop holds it, through its reader callback), so a loop that is
+    closed and dropped takes its waiter and epoll set along."""
+
+    __slots__ = ("_epoll", "_waiting")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._epoll = select.epoll()
+        self._waiting: dict[int, asyncio.Future[int]] = {}
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def wait(self, loop: asyncio.AbstractEventLoop, fd: int, events: int, registered: bool) -> asyncio.Future[int]:
+        """A future set to ``fd``'s epoll events once one of ``events`` (or an error) happens on it.
+        ``registered``: whether ``fd`` is in the set already (it waited here before); a socket not in it
+        is added. Whoever stops waiting calls :meth:`forget`; closing the socket drops its entry."""
+        done: asyncio.Future[int] = loop.create_future()
+        if registered:
+            self._epoll.modify(fd, events | _ONE_SHOT)
+        else:
+            self._epoll.register(fd, events | _ONE_SHOT)
+        self._waiting[fd] = done
+        return done
+
+    def forget(self, fd: int) -> None:
+        self._waiting.pop(fd, None)
+
+    def _ready(self) -> None:
+        waiting = self._waiting
+        for fd, events in self._epoll.poll(0):
+            done = waiting.pop(fd, None)
+            if done is not None and not done.done():
+                done.set_result(events)
+
+
+_WAITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Waiter] = weakref.WeakKeyDictionary()
+
+
+def waiter_of(loop: asyncio.AbstractEventLoop) -> Waiter:
+    """``loop``'s waiter (made on first use)."""
+    waiter = _WAITERS.get(loop)
+    if waiter is None:
+        waiter = _WAITERS[loop] = Waiter(loop)
+    return waiter
+
+
+async def connect_socket(ip: str, port: int) -> socket.socket:
+    """A connected non-blocking TCP socket to ``ip``:``port`` (an address, not a name: no DNS here).
+
+    The connect is issued here, not with the loop's ``sock_connect`` (uvloop's passes every address,
+    numeric or not, through getaddrinfo on its thread pool: a thread round trip per probe). A refusal or
+    an unreachable network raises the ``OSError`` subclass of its errno, as ``sock_connect`` does."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    try:
+        err = sock.connect_ex((ip, port))
+        if err in (errno.EINPROGRESS, errno.EAGAIN):
+            loop = asyncio.get_running_loop()
+            waiter = waiter_of(loop)
+            fd = sock.fileno()
+            try:
+                events = await waiter.wait(loop, fd, select.EPOLLOUT, registered=False)
+            finally:
+                waiter.forget(fd)
+            # Writable without an error condition is a completed connect; otherwise ask for the error.
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if events & _FAILED else 0
+        if err:
+            raise OSError(err, os.strerror(err))  # OSError picks the subclass: ConnectionRefusedError...
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class SocketStream:
+    """A byte stream straight on a connected non-blocking socket (``_http_wire.ByteStream``).
+
+    ``read`` returns what one ``recv`` gives (at most ``n`` bytes; ``b""`` once the peer has closed), so
+    nothing is buffered here: the reader decides how much it takes in. ``write`` sends at once and keeps
+    what the socket did not take for ``drain``. A connection error (a reset) raises from the call that
+    meets it. ``abort`` closes the socket."""
+
+    __slots__ = ("_fd", "_loop", "_pending", "_registered", "_sock", "_waiter")
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._loop = loop
+        self._waiter = waiter_of(loop)
+        self._registered = True  # as a socket from connect_socket is (else the first wait adds it)
+        self._pending = bytearray()
+
+    async def _wait(self, events: int) -> None:
+        waiter = self._waiter
+        try:
+            try:
+                ready = waiter.wait(self._loop, self._fd, events, self._registered)
+            except FileNotFoundError:  # not in the set: a connect that completed at once, another connector
+                ready = waiter.wait(self._loop, self._fd, events, registered=False)
+                self._registered = True
+            await ready
+        finally:
+            waiter.forget(self._fd)
+
+    async def read(self, n: int) -> bytes:
+        sock = self._sock
+        while True:
+            try:
+                return sock.recv(n)
+            except BlockingIOError:
+                await self._wait(select.EPOLLIN)
+
+    def write(self, data: bytes) -> None:
+        if self._pending:
+            self._pending += data
+            return
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            self._pending += data[sent:]
+
+    async def drain(self) -> None:
+        pending = self._pending
+        while pending:
+            await self._wait(select.EPOLLOUT)
+            try:
+                del pending[: self._sock.send(pending)]
+            except BlockingIOError:
+                continue
+
+    def abort(self) -> None:
+        self._sock.close()
