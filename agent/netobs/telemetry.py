@@ -49,6 +49,7 @@ from netobs._lightspans import LightSpan, LightTracer, SpanEncoder
 from netobs._otlpdirect import Batcher, PeriodicExporter, RequestExporter, grpc_exporter, http_exporter
 from netobs._resultlogs import RESULT_EVENT_NAME, ResultLog, ResultLogEncoder
 from netobs.config import AgentConfig, ExporterConfig
+from netobs.process_metrics import ProcessMetrics
 from netobs.result import ProbeResult
 
 log = logging.getLogger(__name__)
@@ -152,10 +153,9 @@ class Telemetry:
         # Histograms are aggregated here and merged into each collection when every reader can take them
         # (see _fastmetrics); otherwise they are the SDK's own instruments.
         readers = parts.metric_readers
-        self._instruments = _Instruments(
-            self.meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__),
-            self_aggregated=all(supports(r) for r in readers),
-        )
+        meter = self.meter_provider.get_meter(INSTRUMENTATION_SCOPE, __version__)
+        self._instruments = _Instruments(meter, self_aggregated=all(supports(r) for r in readers))
+        self.process_metrics = ProcessMetrics(meter)
         summed = self._instruments.summed
         if summed:
             merger = MetricMerger(resource, scope, summed)
