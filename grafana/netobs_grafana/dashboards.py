@@ -499,6 +499,46 @@ def agent_health() -> dashboard.Dashboard:
             bars=True,
         )
     )
+    board = board.with_panel(
+        series(
+            "Runs skipped (overload)",
+            "Runs not started because the agent was too far behind its schedule (a run that late would measure "
+            "the agent's backlog, not the network). Anything above zero: give the agent more CPU or fewer checks.",
+            "ops",
+            query(
+                f"sum by ({n.AGENT}, {n.POP}) (rate({n.SKIPPED}{pop}[$__rate_interval]))"
+                f" or 0 * sum by ({n.AGENT}, {n.POP}) (rate({n.RUNS}{pop}[$__rate_interval]))",
+                legend="{{agent}} ({{pop}})",
+            ),
+        )
+    )
+    board = board.with_row(dashboard.Row("Agent process"))
+    agent_pop = sel(f'{n.AGENT}!=""', variables=(n.POP,))
+    cpu_cores = f"sum by ({n.AGENT}, {n.POP}) (rate({n.PROCESS_CPU}{agent_pop}[$__rate_interval]))"
+    process_panels = (
+        ("Agent CPU", "CPU the agent process uses, in cores (user + system, all its threads).", "short", cpu_cores),
+        (
+            "CPU per probe",
+            "Agent CPU time per probe run, the figure docs/deploy.md sizes agents by.",
+            "µs",
+            f"1e6 * {cpu_cores} / sum by ({n.AGENT}, {n.POP}) (rate({n.RUNS}{pop}[$__rate_interval]))",
+        ),
+        (
+            "Agent memory",
+            "Resident memory of the agent process.",
+            "bytes",
+            f"sum by ({n.AGENT}, {n.POP}) ({n.PROCESS_MEMORY}{agent_pop})",
+        ),
+        (
+            "Open file descriptors",
+            "Descriptors the agent process holds open; every run in flight holds a socket, so a count that only "
+            "grows is a leak.",
+            "short",
+            f"sum by ({n.AGENT}, {n.POP}) ({n.PROCESS_FDS}{agent_pop})",
+        ),
+    )
+    for title, description, unit, expr in process_panels:
+        board = board.with_panel(series(title, description, unit, query(expr, legend="{{agent}} ({{pop}})"), w=6))
     board = board.with_row(dashboard.Row("Export (collector side)"))
     board = board.with_panel(
         series(

@@ -38,6 +38,12 @@ LAST_HOP_RTT: Final = "netobs_traceroute_last_hop_rtt_seconds"
 LATENESS: Final = "netobs_agent_schedule_lateness_seconds"
 SCHEDULED: Final = "netobs_agent_scheduled"
 RELOADS: Final = "netobs_agent_config_reloads_total"
+SKIPPED: Final = "netobs_agent_runs_skipped_total"
+
+# The agent process (OTel process metrics; other services' carry no agent label).
+PROCESS_CPU: Final = "process_cpu_time_seconds_total"
+PROCESS_MEMORY: Final = "process_memory_usage_bytes"
+PROCESS_FDS: Final = "process_unix_file_descriptor_count"
 
 # Kafka topics (agent/netobs/stack/topics.py).
 RESULTS_TOPIC: Final = "netobs.results"
