@@ -121,6 +121,50 @@ def test_a_full_batch_wakes_the_export_thread() -> None:
         batcher.shutdown()
 
 
+class _SlowRecorder(_Recorder):
+    """An exporter whose every request takes 20 ms (a collector across a network)."""
+
+    def export_request(self, request: ExportLogsServiceRequest, count: int) -> bool:
+        threading.Event().wait(0.02)
+        return super().export_request(request, count)
+
+
+def test_items_arriving_during_an_export_wait_for_a_full_batch() -> None:
+    recorder = _SlowRecorder()
+    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
+    batcher = Batcher(encoder.encode, recorder, "test", max_export_batch_size=100, schedule_delay_s=3600)
+    try:
+        for i in range(1050):  # arrives while the thread exports: one item every ~0.2 ms
+            batcher.add(_rec(i))
+            threading.Event().wait(0.0002)
+        for _ in range(500):
+            if sum(c for _, c in recorder.requests) >= 1000:
+                break
+            threading.Event().wait(0.01)
+        assert [c for _, c in recorder.requests] == [100] * 10  # full batches only, in order
+        assert _bodies(recorder)[0][0] == "body-0" and _bodies(recorder)[-1][-1] == "body-999"
+        assert batcher.force_flush()  # the rest goes out on a flush (or when the timer fires)
+        assert [c for _, c in recorder.requests] == [100] * 10 + [50]
+    finally:
+        batcher.shutdown()
+
+
+def test_the_timer_exports_a_partial_batch() -> None:
+    recorder = _Recorder()
+    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
+    batcher = Batcher(encoder.encode, recorder, "test", max_export_batch_size=100, schedule_delay_s=0.05)
+    try:
+        for i in range(7):
+            batcher.add(_rec(i))
+        for _ in range(500):
+            if recorder.requests:
+                break
+            threading.Event().wait(0.01)
+        assert [c for _, c in recorder.requests] == [7]
+    finally:
+        batcher.shutdown()
+
+
 @pytest.mark.parametrize("mode", ["fails", "raises"])
 def test_export_failures_are_counted_not_raised(mode: str) -> None:
     recorder = _Recorder(fail=mode == "fails", raises=mode == "raises")
