@@ -114,25 +114,31 @@ class Batcher(_ExportThread, Generic[T]):
         while not self._stopped:
             full = self._wake.wait(self._delay_s)
             self._wake.clear()
-            # Woken by a full batch: export full batches only. What arrives during an export waits for
-            # the next full batch or the timer; draining it at once made the thread export ~70 spans per
-            # request at 10,000 spans/s (110 requests/s, ~6 µs of CPU per span in the gRPC call alone).
             self._export(whole_queue=not full or self._stopped)
 
     def _flush(self) -> bool:
         return self._export(whole_queue=True)
 
     def _export(self, whole_queue: bool) -> bool:
+        """Export what is queued now: everything (the timer, a flush), or only the full batches (woken by a
+        full batch). Items that arrive meanwhile wait for the next full batch or the timer: chasing them
+        made the thread send ~70 spans per request at 10,000 spans/s (110 requests/s, ~6 µs of CPU per
+        span in the gRPC call alone) and result logs in requests of 1-30 records."""
         ok = True
         with self._export_lock:
-            while len(self._queue) >= self._batch_size or (whole_queue and self._queue):
+            queue = self._queue
+            pending = len(queue) if whole_queue else len(queue) - len(queue) % self._batch_size
+            while pending > 0:
                 batch: list[T] = []
-                popleft = self._queue.popleft
+                popleft = queue.popleft
                 try:
-                    for _ in range(self._batch_size):
+                    for _ in range(min(pending, self._batch_size)):
                         batch.append(popleft())
                 except IndexError:
                     pass
+                if not batch:
+                    break
+                pending -= len(batch)
                 ok = self._send(lambda: self._encode(batch), len(batch)) and ok  # noqa: B023 - called at once
         return ok
 

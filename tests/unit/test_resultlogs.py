@@ -149,6 +149,34 @@ def test_items_arriving_during_an_export_wait_for_a_full_batch() -> None:
         batcher.shutdown()
 
 
+def test_a_flush_exports_what_was_queued_when_it_started() -> None:
+    batcher: Batcher[ResultLog]
+    added = 0
+
+    class _Feeding(_Recorder):
+        """Two more items arrive during each of the first three requests."""
+
+        def export_request(self, request: ExportLogsServiceRequest, count: int) -> bool:
+            nonlocal added
+            while added < 6 and added < 2 * (len(self.requests) + 1):
+                batcher.add(_rec(100 + added))
+                added += 1
+            return super().export_request(request, count)
+
+    recorder = _Feeding()
+    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
+    batcher = Batcher(encoder.encode, recorder, "test", max_export_batch_size=4, schedule_delay_s=3600)
+    try:
+        for i in range(10):
+            batcher.add(_rec(i))
+        assert batcher.force_flush()
+        assert [c for _, c in recorder.requests] == [4, 4, 2]  # the 10 queued, not the 6 that came during
+        assert batcher.force_flush()
+        assert [c for _, c in recorder.requests] == [4, 4, 2, 4, 2]
+    finally:
+        batcher.shutdown()
+
+
 def test_the_timer_exports_a_partial_batch() -> None:
     recorder = _Recorder()
     encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
