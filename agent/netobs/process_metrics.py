@@ -30,24 +30,23 @@ class ProcessMetrics:
             unit="s",
             description="CPU seconds the agent process used, by mode (user, system)",
         )
-        meter.create_observable_up_down_counter(
-            "process.memory.usage",
-            callbacks=[self._memory_usage],
-            unit="By",
-            description="Resident memory of the agent process",
+        gauges = (  # (name, unit, description, callback): up-down counters, as the conventions define them
+            ("process.memory.usage", "By", "Resident memory of the agent process", self._memory_usage),
+            (
+                "process.thread.count",
+                "{thread}",
+                "Threads of the agent process (event loop, exporters, the gRPC library's own)",
+                self._thread_count,
+            ),
+            (
+                "process.unix.file_descriptor.count",
+                "{file_descriptor}",
+                "Open file descriptors of the agent process (sockets of runs in flight among them)",
+                self._fd_count,
+            ),
         )
-        meter.create_observable_up_down_counter(
-            "process.thread.count",
-            callbacks=[self._thread_count],
-            unit="{thread}",
-            description="Threads of the agent process (event loop, exporters, the gRPC library's own)",
-        )
-        meter.create_observable_up_down_counter(
-            "process.unix.file_descriptor.count",
-            callbacks=[self._fd_count],
-            unit="{file_descriptor}",
-            description="Open file descriptors of the agent process (sockets of runs in flight among them)",
-        )
+        for name, unit, description, callback in gauges:
+            meter.create_observable_up_down_counter(name, callbacks=[callback], unit=unit, description=description)
 
     def _cpu_time(self, options: CallbackOptions) -> Iterable[Observation]:
         times = os.times()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -105,18 +105,36 @@ def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list
     assert recorder.shut
 
 
-def test_a_full_batch_wakes_the_export_thread() -> None:
-    recorder = _Recorder()
+def _batcher(recorder: _Recorder, batch: int, delay_s: float = 3600) -> Batcher[ResultLog]:
     encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
-    batcher = Batcher(encoder.encode, recorder, "test", max_export_batch_size=3, schedule_delay_s=3600)
+    return Batcher(encoder.encode, recorder, "test", max_export_batch_size=batch, schedule_delay_s=delay_s)
+
+
+def _until(done: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    for _ in range(int(timeout_s / 0.01)):
+        if done():
+            return
+        threading.Event().wait(0.01)
+
+
+@pytest.mark.parametrize(
+    ("batch", "delay_s", "added", "requests"),
+    [
+        (3, 3600, 3, [3]),  # a full batch wakes the export thread
+        (100, 0.05, 7, [7]),  # the timer exports a partial one
+    ],
+)
+def test_the_export_thread_sends_when_a_batch_is_full_or_the_timer_fires(
+    batch: int, delay_s: float, added: int, requests: list[int]
+) -> None:
+    recorder = _Recorder()
+    batcher = _batcher(recorder, batch, delay_s)
     try:
-        for i in range(3):
+        for i in range(added):
             batcher.add(_rec(i))
-        for _ in range(500):
-            if recorder.requests:
-                break
-            threading.Event().wait(0.01)
-        assert _bodies(recorder) == [["body-0", "body-1", "body-2"]]
+        _until(lambda: bool(recorder.requests))
+        assert [c for _, c in recorder.requests] == requests
+        assert _bodies(recorder) == [[f"body-{i}" for i in range(added)]]
     finally:
         batcher.shutdown()
 
@@ -131,16 +149,12 @@ class _SlowRecorder(_Recorder):
 
 def test_items_arriving_during_an_export_wait_for_a_full_batch() -> None:
     recorder = _SlowRecorder()
-    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
-    batcher = Batcher(encoder.encode, recorder, "test", max_export_batch_size=100, schedule_delay_s=3600)
+    batcher = _batcher(recorder, 100)
     try:
         for i in range(1050):  # arrives while the thread exports: one item every ~0.2 ms
             batcher.add(_rec(i))
             threading.Event().wait(0.0002)
-        for _ in range(500):
-            if sum(c for _, c in recorder.requests) >= 1000:
-                break
-            threading.Event().wait(0.01)
+        _until(lambda: sum(c for _, c in recorder.requests) >= 1000)
         assert [c for _, c in recorder.requests] == [100] * 10  # full batches only, in order
         assert _bodies(recorder)[0][0] == "body-0" and _bodies(recorder)[-1][-1] == "body-999"
         assert batcher.force_flush()  # the rest goes out on a flush (or when the timer fires)
@@ -164,8 +178,7 @@ def test_a_flush_exports_what_was_queued_when_it_started() -> None:
             return super().export_request(request, count)
 
     recorder = _Feeding()
-    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
-    batcher = Batcher(encoder.encode, recorder, "test", max_export_batch_size=4, schedule_delay_s=3600)
+    batcher = _batcher(recorder, 4)
     try:
         for i in range(10):
             batcher.add(_rec(i))
@@ -177,27 +190,10 @@ def test_a_flush_exports_what_was_queued_when_it_started() -> None:
         batcher.shutdown()
 
 
-def test_the_timer_exports_a_partial_batch() -> None:
-    recorder = _Recorder()
-    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
-    batcher = Batcher(encoder.encode, recorder, "test", max_export_batch_size=100, schedule_delay_s=0.05)
-    try:
-        for i in range(7):
-            batcher.add(_rec(i))
-        for _ in range(500):
-            if recorder.requests:
-                break
-            threading.Event().wait(0.01)
-        assert [c for _, c in recorder.requests] == [7]
-    finally:
-        batcher.shutdown()
-
-
 @pytest.mark.parametrize("mode", ["fails", "raises"])
 def test_export_failures_are_counted_not_raised(mode: str) -> None:
     recorder = _Recorder(fail=mode == "fails", raises=mode == "raises")
-    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
-    batcher = Batcher(encoder.encode, recorder, "test", schedule_delay_s=3600)
+    batcher = _batcher(recorder, 2048)
     batcher.add(_rec(1))
     batcher.add(_rec(2))
     assert not batcher.force_flush()
