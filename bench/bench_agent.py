@@ -28,6 +28,7 @@ stays on loopback. The two phases do not overlap: blackbox at 2,000 ICMP probes/
     python bench/bench_agent.py --targets 500 --duration-s 20 --types icmp
     python bench/bench_agent.py --json                # also one JSON line per phase at the end
     python bench/bench_agent.py --types https --targets 200   # a full TLS handshake per probe
+    python bench/bench_agent.py --types tcp --no-blackbox --agent-path /tmp/old/agent   # A/B: another revision
 
 Needs root (raw ICMP sockets, or set net.ipv4.ping_group_range), nginx and prometheus-blackbox-exporter.
 """
@@ -306,6 +307,7 @@ async def main():
         "errors": sorted(telemetry.errors.items(), key=lambda kv: -kv[1])[:5],
         "thread_cpu_s": {k: v - threads0.get(k, 0.0) for k, v in threads1.items()},
         "loop": type(asyncio.get_running_loop()).__module__,
+        "package": os.path.dirname(sys.modules["netobs"].__file__),
     }), flush=True)
 
 if spec["uvloop"]:
@@ -343,7 +345,7 @@ def run_agent_phase(
         "checks": [check_config(kind, targets, args.interval_s, tmp)],
     }
     spec = {
-        "agent_path": str(ROOT / "agent"),
+        "agent_path": str(args.agent_path),
         "config": config,
         "warmup_s": args.warmup_s,
         "duration_s": args.duration_s,
@@ -593,6 +595,7 @@ def summarise(kind: str, agent: dict[str, Any] | None, blackbox: dict[str, Any] 
             "lateness_p99_ms": percentile(lateness_ms, 0.99),
             "lateness_max_ms": max(lateness_ms, default=float("nan")),
             "event_loop": agent["loop"],
+            "agent_package": agent["package"],
             "agent_top_errors": agent.get("errors", []),
             "agent_thread_cpu_us_per_probe": {
                 name: round(cpu_s / done * 1e6, 1) for name, cpu_s in agent.get("thread_cpu_s", {}).items()
@@ -684,8 +687,17 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="agent event loop (auto: uvloop if installed)",
     )
+    parser.add_argument(
+        "--agent-path",
+        type=Path,
+        default=ROOT / "agent",
+        help="the folder holding the netobs package the agent phase runs (default: this checkout's agent/); "
+        "for an A/B, a copy of another revision: git archive REV agent | tar -x -C /tmp/old",
+    )
     parser.add_argument("--json", action="store_true", help="also print one JSON line per type")
     args = parser.parse_args(argv)
+    if not (args.agent_path / "netobs" / "agent.py").is_file():
+        parser.error(f"--agent-path {args.agent_path}: no netobs/agent.py there (want the folder holding netobs/)")
     if args.warmup_s is None:
         args.warmup_s = 1.5 * args.interval_s
     if args.loop == "auto":
@@ -704,7 +716,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bench: {args.targets} targets per type, interval {args.interval_s:g} s, {args.duration_s:g} s measured "
         f"after {args.warmup_s:g} s warm-up; telemetry: OTLP/gRPC metrics+spans+logs to a discarding local sink; "
-        f"loop: {args.loop}; blackbox asked {SCRAPE_MODES[args.blackbox_scrape]}; {os.cpu_count()} CPUs",
+        f"loop: {args.loop}; blackbox asked {SCRAPE_MODES[args.blackbox_scrape]}; {os.cpu_count()} CPUs; "
+        f"agent from {args.agent_path}",
         flush=True,
     )
     rows = []

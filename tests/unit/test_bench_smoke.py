@@ -7,6 +7,7 @@ child process, the OTLP sink, the TCP target server, nginx and prometheus-blackb
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,15 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_agent.py"
 
 
 @pytest.mark.real
-def test_bench_agent_runs_and_prints_its_figures() -> None:
+def test_bench_agent_runs_and_prints_its_figures(tmp_path: Path) -> None:
+    # The agent phase runs a copy of the agent (--agent-path, what an A/B between revisions does).
+    agent_copy = tmp_path / "agent"
+    shutil.copytree(
+        BENCH.parents[1] / "agent" / "netobs", agent_copy / "netobs", ignore=shutil.ignore_patterns("__pycache__")
+    )
     flags = "--targets 8 --duration-s 1.5 --warmup-s 1 --interval-s 0.5 --types icmp,tcp,http,https --ping-sample 2"
     proc = subprocess.run(
-        [sys.executable, str(BENCH), *flags.split(), "--loop", "asyncio", "--json"],
+        [sys.executable, str(BENCH), *flags.split(), "--loop", "asyncio", "--json", "--agent-path", str(agent_copy)],
         capture_output=True,
         text=True,
         timeout=240,
@@ -42,5 +48,6 @@ def test_bench_agent_runs_and_prints_its_figures() -> None:
         assert row["blackbox_success_ratio"] == 1.0, (kind, row)
         assert row["blackbox_gzipped_ratio"] == 1.0, (kind, row)  # asked as Prometheus asks: gzip
         assert row["cpu_ratio_blackbox_over_agent"] > 0, (kind, row)
+        assert row["agent_package"] == str(agent_copy / "netobs"), (kind, row)
     assert rows["icmp"]["rtt_vs_ping_addresses"] == 2
     assert abs(rows["icmp"]["rtt_vs_ping_median_diff_ms"]) < 2.0
