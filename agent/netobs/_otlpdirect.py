@@ -128,16 +128,9 @@ class Batcher(_ExportThread, Generic[T]):
         with self._export_lock:
             queue = self._queue
             pending = len(queue) if whole_queue else len(queue) - len(queue) % self._batch_size
-            while pending > 0:
-                batch: list[T] = []
-                popleft = queue.popleft
-                try:
-                    for _ in range(min(pending, self._batch_size)):
-                        batch.append(popleft())
-                except IndexError:
-                    pass
-                if not batch:
-                    break
+            popleft = queue.popleft
+            while pending > 0:  # only this loop takes items out (under the lock), so they are all there
+                batch = [popleft() for _ in range(min(pending, self._batch_size))]
                 pending -= len(batch)
                 ok = self._send(lambda: self._encode(batch), len(batch)) and ok  # noqa: B023 - called at once
         return ok

@@ -74,7 +74,7 @@ class Response:
 
 
 class ByteStream(Protocol):
-    """What an exchange needs of its connection (``_stream.Stream``)."""
+    """What an exchange needs of its connection: ``_stream.Stream`` (TLS), ``_sockio.SocketStream`` (plain)."""
 
     async def read(self, n: int) -> bytes: ...
 

@@ -45,15 +45,19 @@ class Waiter:
         self._waiting: dict[int, asyncio.Future[int]] = {}
         loop.add_reader(self._epoll.fileno(), self._ready)
 
-    def wait(self, loop: asyncio.AbstractEventLoop, fd: int, events: int, registered: bool) -> asyncio.Future[int]:
+    def wait(self, loop: asyncio.AbstractEventLoop, fd: int, events: int, new: bool) -> asyncio.Future[int]:
         """A future set to ``fd``'s epoll events once one of ``events`` (or an error) happens on it.
-        ``registered``: whether ``fd`` is in the set already (it waited here before); a socket not in it
-        is added. Whoever stops waiting calls :meth:`forget`; closing the socket drops its entry."""
+        ``new``: a socket that never waited here (one system call: added); otherwise its entry is re-armed,
+        and added if it turns out not to be in the set (a socket from elsewhere, a connect that completed at
+        once). Whoever stops waiting calls :meth:`forget`; closing the socket drops its entry."""
         done: asyncio.Future[int] = loop.create_future()
-        if registered:
-            self._epoll.modify(fd, events | _ONE_SHOT)
-        else:
+        if new:
             self._epoll.register(fd, events | _ONE_SHOT)
+        else:
+            try:
+                self._epoll.modify(fd, events | _ONE_SHOT)
+            except FileNotFoundError:
+                self._epoll.register(fd, events | _ONE_SHOT)
         self._waiting[fd] = done
         return done
 
@@ -94,7 +98,7 @@ async def connect_socket(ip: str, port: int) -> socket.socket:
             waiter = waiter_of(loop)
             fd = sock.fileno()
             try:
-                events = await waiter.wait(loop, fd, select.EPOLLOUT, registered=False)
+                events = await waiter.wait(loop, fd, select.EPOLLOUT, new=True)
             finally:
                 waiter.forget(fd)
             # Writable without an error condition is a completed connect; otherwise ask for the error.
@@ -115,25 +119,19 @@ class SocketStream:
     what the socket did not take for ``drain``. A connection error (a reset) raises from the call that
     meets it. ``abort`` closes the socket."""
 
-    __slots__ = ("_fd", "_loop", "_pending", "_registered", "_sock", "_waiter")
+    __slots__ = ("_fd", "_loop", "_pending", "_sock", "_waiter")
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self._sock = sock
         self._fd = sock.fileno()
         self._loop = loop
         self._waiter = waiter_of(loop)
-        self._registered = True  # as a socket from connect_socket is (else the first wait adds it)
         self._pending = bytearray()
 
     async def _wait(self, events: int) -> None:
         waiter = self._waiter
         try:
-            try:
-                ready = waiter.wait(self._loop, self._fd, events, self._registered)
-            except FileNotFoundError:  # not in the set: a connect that completed at once, another connector
-                ready = waiter.wait(self._loop, self._fd, events, registered=False)
-                self._registered = True
-            await ready
+            await waiter.wait(self._loop, self._fd, events, new=False)  # in the set already, from its connect
         finally:
             waiter.forget(self._fd)
 

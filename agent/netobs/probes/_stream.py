@@ -8,7 +8,8 @@ is the protocol and the stream at once: ``data_received`` appends to a buffer an
 while the transport has asked to pause writing. Reading pauses the transport while more than
 ``READ_HIGH_WATER_BYTES`` wait unread, so a fast server cannot fill memory. A connection lost with an
 error raises that error from ``read`` once the buffer is empty (and from ``drain``), as streams do.
-The HTTP probe, the TCP probe's TLS handshake and DNS over TCP and TLS all use it.
+HTTPS, the TCP probe's TLS handshake and DNS over TCP and TLS use it; plain HTTP reads and writes the
+socket itself (``_sockio.SocketStream``).
 """
 
 from __future__ import annotations
