@@ -22,6 +22,7 @@ from netobs.config import DnsCheck
 from netobs.probes.dns import DnsProbe
 from netobs.result import ProbeResult
 from netobs.runner import Runner
+from tests import cycles
 from tests.real.dnsbed import LOOPBACK, TLS_NAME, DnsBed, FakeDnsServer, dig, dns_bed, free_port
 
 pytestmark = pytest.mark.real
@@ -259,6 +260,17 @@ async def test_silent_and_closed_servers(transport: str) -> None:
         elapsed_s = time.monotonic() - start
     assert result.error_type == "timeout", result.error_message
     assert 0.25 < elapsed_s < 1.5
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+async def test_runs_leave_no_reference_cycles(bed: DnsBed, transport: str) -> None:
+    extra = tls_kwargs(bed) if transport == "tls" else {}
+    c = check("www.good.test", f"{LOOPBACK}:{port_of(bed, 'resolver', transport)}", transport=transport, **extra)
+    with cycles.production_runner({"dns": DnsProbe()}) as (runner, exporter):
+        garbage, results = await cycles.cyclic_garbage(lambda: runner.run(c, c.targets[0]))
+    assert all(r.success for r in results), [r.error_message for r in results if not r.success][:3]
+    assert not garbage, f"{cycles.RUNS} runs left objects in reference cycles: {garbage.most_common(8)}"
+    assert exporter.items >= len(results)
 
 
 def _agent_ms(result: ProbeResult) -> float:

@@ -15,6 +15,7 @@ from netobs.probes.http import HttpProbe
 from netobs.result import ErrorType, ProbeResult
 from netobs.runner import Runner
 from netobs.telemetry import InMemoryTelemetry, Telemetry
+from tests import cycles
 from tests.real import httpbed
 
 pytestmark = pytest.mark.real
@@ -177,6 +178,34 @@ async def test_failures(bed: Bed, url: str, fields: dict[str, Any], error: Error
         assert result.http is not None
         assert result.http.body_bytes is not None
         assert fields["max_body_bytes"] < result.http.body_bytes < fields["max_body_bytes"] + 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("url", "fields", "error"),
+    [
+        ("plain", {}, None),
+        ("valid", {"http_version": "1.1"}, None),
+        ("valid", {}, None),  # HTTP/2 over ALPN
+        ("plain/status/503", {}, ErrorType.HTTP_STATUS),
+        ("garbage", {}, ErrorType.PROTOCOL),
+        ("endless", {"max_body_bytes": 100_000}, ErrorType.BODY_TOO_LARGE),
+        ("stall", {"timeout_s": 0.3}, ErrorType.TLS_HANDSHAKE),
+        ("closed", {}, ErrorType.REFUSED),
+    ],
+)
+async def test_runs_leave_no_reference_cycles(
+    bed: Bed, url: str, fields: dict[str, Any], error: ErrorType | None
+) -> None:
+    server, _, path = url.partition("/")
+    target = f"http://localhost:{httpbed.free_port()}/" if server == "closed" else bed.url(server, "/" + path)
+    check = _check(target, ca_file=str(bed.pki.ca_file), **fields)
+    with cycles.production_runner({"http": HttpProbe()}) as (runner, exporter):
+        garbage, results = await cycles.cyclic_garbage(lambda: runner.run(check, target))
+    assert {r.error_type for r in results} == {None if error is None else str(error)}
+    if all(r.http is not None and r.http.http_version == "2" for r in results):
+        garbage = cycles.without(garbage, cycles.H2_LIBRARY)
+    assert not garbage, f"{cycles.RUNS} runs left objects in reference cycles: {garbage.most_common(8)}"
+    assert exporter.items >= len(results)  # the results went through the production telemetry
 
 
 async def test_address_that_never_answers_times_out() -> None:

@@ -36,6 +36,7 @@ import pytest
 from netobs.config import IcmpCheck
 from netobs.probes.icmp import IcmpProbe
 from netobs.runner import Runner
+from tests import cycles
 
 pytestmark = pytest.mark.real
 
@@ -172,6 +173,16 @@ async def test_loopback_matches_ping(target: str) -> None:
     assert abs(statistics.median(answered) - ping_median) < RTT_TOLERANCE_MS, (answered, ping_median)
     assert icmp.rtt_min_ms is not None and icmp.rtt_max_ms is not None
     assert icmp.rtt_min_ms <= statistics.median(answered) <= icmp.rtt_max_ms
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "::1"])
+async def test_runs_leave_no_reference_cycles(target: str) -> None:
+    check = IcmpCheck(type="icmp", name="lo", targets=[target], count=2, packet_interval_ms=1, timeout_s=2)
+    with cycles.production_runner({"icmp": IcmpProbe()}) as (runner, exporter):
+        garbage, results = await cycles.cyclic_garbage(lambda: runner.run(check, target))
+    assert all(r.success for r in results), [r.error_message for r in results if not r.success][:3]
+    assert not garbage, f"{cycles.RUNS} runs left objects in reference cycles: {garbage.most_common(8)}"
+    assert exporter.items >= len(results)
 
 
 async def test_busy_event_loop_does_not_inflate_rtt() -> None:

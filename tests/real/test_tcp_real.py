@@ -15,6 +15,7 @@ from netobs.probes.tcp import TcpProbe
 from netobs.result import ErrorType, ProbeResult
 from netobs.runner import Runner
 from netobs.telemetry import Telemetry
+from tests import cycles
 from tests.real import httpbed
 
 pytestmark = pytest.mark.real
@@ -111,6 +112,27 @@ async def test_stalled_tls_peer_ends_at_the_deadline(bed: httpbed.Bed) -> None:
     assert result.error_type in {str(ErrorType.TIMEOUT), str(ErrorType.TLS_HANDSHAKE)}
     assert 1000 <= result.duration_ms < 1300
     assert "tls" in result.phases_ms
+
+
+@pytest.mark.parametrize(
+    ("server", "fields", "error"),
+    [
+        ("plain", {}, None),
+        ("valid", {"tls": True}, None),
+        ("stall", {"tls": True, "timeout_s": 0.3}, ErrorType.TIMEOUT),
+        ("closed", {}, ErrorType.REFUSED),
+    ],
+)
+async def test_runs_leave_no_reference_cycles(
+    bed: httpbed.Bed, server: str, fields: dict[str, Any], error: ErrorType | None
+) -> None:
+    port = httpbed.free_port() if server == "closed" else bed.port(server)
+    check = _check(f"localhost:{port}", ca_file=str(bed.pki.ca_file), **fields)
+    with cycles.production_runner({"tcp": TcpProbe()}) as (runner, exporter):
+        garbage, results = await cycles.cyclic_garbage(lambda: runner.run(check, check.targets[0]))
+    assert {r.error_type for r in results} == {None if error is None else str(error)}
+    assert not garbage, f"{cycles.RUNS} runs left objects in reference cycles: {garbage.most_common(8)}"
+    assert exporter.items >= len(results)
 
 
 async def test_address_that_never_answers_times_out() -> None:
