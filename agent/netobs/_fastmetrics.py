@@ -26,11 +26,12 @@ under the instrument's lock, so an export never shows a count that disagrees wit
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
@@ -149,9 +150,9 @@ class SummedHistogram(_Summed):
         ]
         return self._metric(Histogram(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE))
 
-    def encode_points(self, now_ns: int) -> list[metrics_pb2.HistogramDataPoint]:
-        """The data points as of ``now_ns`` as protobuf messages (see ``DirectMetricEncoder``)."""
-        out = []
+    def encode_points(self, now_ns: int) -> Iterator[metrics_pb2.HistogramDataPoint]:
+        """The data points as of ``now_ns`` as protobuf messages (see ``DirectMetricEncoder``), built as they
+        are asked for."""
         for series, count, total, counts, low, high in self._snapshot():
             proto = series.proto
             if proto is None:
@@ -166,8 +167,7 @@ class SummedHistogram(_Summed):
             point.bucket_counts.extend(counts)
             point.min = low
             point.max = high
-            out.append(point)
-        return out
+            yield point
 
     def fill_metric(self, metric: metrics_pb2.Metric, points: list[metrics_pb2.HistogramDataPoint]) -> None:
         metric.histogram.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -210,8 +210,7 @@ class SummedCounter(_Summed):
             Sum(data_points=points, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=True)
         )
 
-    def encode_points(self, now_ns: int) -> list[metrics_pb2.NumberDataPoint]:
-        out = []
+    def encode_points(self, now_ns: int) -> Iterator[metrics_pb2.NumberDataPoint]:
         for series, value in self._snapshot():
             proto = series.proto
             if proto is None:
@@ -220,8 +219,7 @@ class SummedCounter(_Summed):
                 )
             point = _stamped(proto, now_ns)
             point.as_int = value
-            out.append(point)
-        return out
+            yield point
 
     def fill_metric(self, metric: metrics_pb2.Metric, points: list[metrics_pb2.NumberDataPoint]) -> None:
         metric.sum.aggregation_temporality = metrics_pb2.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -262,29 +260,28 @@ class DirectMetricEncoder:
     def encode(self, now_ns: int) -> list[tuple[ExportMetricsServiceRequest, int]]:
         """The requests as of ``now_ns``, each with its number of data points; none when nothing was
         recorded."""
-        requests: list[tuple[ExportMetricsServiceRequest, int]] = []
-        scope: Any = None  # the ScopeMetrics of the last request
-        used = self.max_points  # data points in the last request
+        return list(self.requests(now_ns))
+
+    def requests(self, now_ns: int) -> Iterator[tuple[ExportMetricsServiceRequest, int]]:
+        """``encode``, one request at a time: each is built when asked for (the series' numbers are taken
+        per instrument, when its first data point is built)."""
+        current: tuple[ExportMetricsServiceRequest, Any] | None = None  # the request being filled, its scope
+        used = 0  # data points in it
         for instrument in self.instruments:
-            points: list[Any] = instrument.encode_points(now_ns)
-            start = 0
-            while start < len(points):
-                if used >= self.max_points:
-                    if scope is not None:
-                        requests[-1] = (requests[-1][0], used)
-                    request, scope = self._new_request()
-                    requests.append((request, 0))
-                    used = 0
-                chunk = points[start : start + self.max_points - used]
-                metric = scope.metrics.add(
+            points: Iterator[Any] = instrument.encode_points(now_ns)
+            while chunk := list(itertools.islice(points, self.max_points - used)):
+                if current is None:
+                    current = self._new_request()
+                metric = current[1].metrics.add(
                     name=instrument.name, description=instrument.description, unit=instrument.unit
                 )
                 instrument.fill_metric(metric, chunk)
                 used += len(chunk)
-                start += len(chunk)
-        if requests:
-            requests[-1] = (requests[-1][0], used)
-        return requests
+                if used >= self.max_points:
+                    yield current[0], used
+                    current, used = None, 0
+        if current is not None:
+            yield current[0], used
 
     def _new_request(self) -> tuple[ExportMetricsServiceRequest, Any]:
         request = ExportMetricsServiceRequest()

@@ -6,7 +6,8 @@ The agent builds the protobuf of its result log records (``_resultlogs``) and of
 generic encoders. ``Batcher.add`` only appends an item to a deque (event loop, no I/O); its thread turns
 each batch into a request with the signal's ``encode`` and exports it. Batching follows the SDK's batch
 processors: export when ``max_export_batch_size`` items wait or every ``schedule_delay_s``; the queue holds
-at most ``max_queue_size`` items and drops the oldest beyond.
+at most ``max_queue_size`` items and drops the oldest beyond. The agent's threads rest after each request
+(``rest_factor``, see ``MAX_REST_S``), so that the event loop gets the GIL back between requests.
 """
 
 from __future__ import annotations
@@ -15,13 +16,17 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Signal = Literal["logs", "traces", "metrics"]
+# An export thread at work holds the GIL for the event loop's every hand-over; a burst of tens of ms (a batch
+# of spans, the metrics of thousands of series) made probes start that late. Between requests the
+# production threads rest ``rest_factor`` times the CPU the request took (at most MAX_REST_S).
+MAX_REST_S = 0.05
 Message = Any  # a protobuf request: ExportLogsServiceRequest, ExportTraceServiceRequest, ExportMetricsServiceRequest
 
 
@@ -37,8 +42,9 @@ class _ExportThread:
     """A daemon thread that exports on its own schedule (``_run``), on demand (``force_flush``) and a last
     time at ``shutdown``; counts what was exported and what failed."""
 
-    def __init__(self, exporter: RequestExporter, name: str) -> None:
+    def __init__(self, exporter: RequestExporter, name: str, rest_factor: float = 0.0) -> None:
         self._exporter = exporter
+        self._rest_factor = rest_factor
         self._wake = threading.Event()
         self._export_lock = threading.Lock()
         self._stopped = False
@@ -65,8 +71,23 @@ class _ExportThread:
     def _flush(self) -> bool:
         raise NotImplementedError
 
+    _sleep = staticmethod(time.sleep)
+
+    def _rest(self, cpu_start_s: float) -> None:
+        """After a request, on the export thread: rest ``rest_factor`` times the CPU it took (a flush or the
+        last export at shutdown does not wait)."""
+        if self._rest_factor > 0 and not self._stopped and threading.current_thread() is self._thread:
+            self._sleep(min(MAX_REST_S, (time.thread_time() - cpu_start_s) * self._rest_factor))
+
     def _send(self, encode: Callable[[], Message], count: int) -> bool:
         """Encode and export one request of ``count`` items; a failure is logged and counted, never raised."""
+        cpu_start_s = time.thread_time()
+        try:
+            return self._send_now(encode, count)
+        finally:
+            self._rest(cpu_start_s)
+
+    def _send_now(self, encode: Callable[[], Message], count: int) -> bool:
         try:
             sent = self._exporter.export_request(encode(), count)
         except Exception:
@@ -91,8 +112,9 @@ class Batcher(_ExportThread, Generic[T]):
         max_queue_size: int = 65536,
         max_export_batch_size: int = 2048,
         schedule_delay_s: float = 1.0,
+        rest_factor: float = 0.0,
     ) -> None:
-        super().__init__(exporter, name)
+        super().__init__(exporter, name, rest_factor)
         self._encode = encode
         self._queue: collections.deque[T] = collections.deque(maxlen=max_queue_size)
         self._max_queue_size = max_queue_size
@@ -142,12 +164,13 @@ class PeriodicExporter(_ExportThread):
 
     def __init__(
         self,
-        encode: Callable[[int], list[tuple[Message, int]]],
+        encode: Callable[[int], Iterable[tuple[Message, int]]],
         exporter: RequestExporter,
         name: str,
         interval_s: float,
+        rest_factor: float = 0.0,
     ) -> None:
-        super().__init__(exporter, name)
+        super().__init__(exporter, name, rest_factor)
         self._encode = encode
         self._interval_s = interval_s
         self._thread.start()
@@ -159,13 +182,18 @@ class PeriodicExporter(_ExportThread):
     def _flush(self) -> bool:
         ok = True
         with self._export_lock:
-            try:
-                requests = self._encode(time.time_ns())
-            except Exception:
-                log.exception("%s: encoding failed", self._thread.name)
-                return False
-            for request, count in requests:
-                ok = self._send(lambda: request, count) and ok  # noqa: B023 - called at once
+            requests = iter(self._encode(time.time_ns()))
+            while True:
+                cpu_start_s = time.thread_time()
+                try:
+                    request, count = next(requests)
+                except StopIteration:
+                    break
+                except Exception:
+                    log.exception("%s: encoding failed", self._thread.name)
+                    return False
+                ok = self._send_now(lambda: request, count) and ok  # noqa: B023 - called at once
+                self._rest(cpu_start_s)
         return ok
 
 

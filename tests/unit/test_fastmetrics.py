@@ -201,6 +201,24 @@ def test_direct_encoding_splits_requests_and_keeps_every_point(series: int, max_
     assert combined == _sorted_points(encode_metrics(merged))
 
 
+def test_requests_are_built_as_they_are_asked_for() -> None:
+    """The metrics thread rests between requests: each is built when taken, an instrument's numbers are
+    read when its first point is built."""
+    resource, instruments = _recorded(series=3)
+    encoder = DirectMetricEncoder(resource, SCOPE, instruments, max_points=3)
+    requests = encoder.requests(7)
+    first, points = next(requests)
+    assert points == 3 and list(_sorted_points(first)) == ["netobs.h"]
+    counter = instruments[1]
+    assert isinstance(counter, SummedCounter)
+    counter.add(9, "late", lambda: {"netobs.target": "late"})  # after the first request was built
+    second, points = next(requests)
+    assert points == 3 and list(_sorted_points(second)) == ["netobs.c"]
+    (third, points), *rest = list(requests)
+    assert rest == [] and points == 1  # the series that came after the first request
+    assert [p.as_int for p in third.resource_metrics[0].scope_metrics[0].metrics[0].sum.data_points] == [9]
+
+
 def test_nothing_recorded_encodes_no_request() -> None:
     resource = Resource.create({"service.name": "x"})
     encoder = DirectMetricEncoder(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
@@ -15,7 +16,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from netobs import __version__
-from netobs._otlpdirect import Batcher
+from netobs._otlpdirect import MAX_REST_S, Batcher
 from netobs._resultlogs import ResultLog, ResultLogEncoder
 from netobs.config import parse_config
 from netobs.telemetry import INSTRUMENTATION_SCOPE, Telemetry, build_resource
@@ -105,9 +106,11 @@ def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list
     assert recorder.shut
 
 
-def _batcher(recorder: _Recorder, batch: int, delay_s: float = 3600) -> Batcher[ResultLog]:
+def _batcher(recorder: _Recorder, batch: int, delay_s: float = 3600, rest_factor: float = 0.0) -> Batcher[ResultLog]:
     encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
-    return Batcher(encoder.encode, recorder, "test", max_export_batch_size=batch, schedule_delay_s=delay_s)
+    return Batcher(
+        encoder.encode, recorder, "test", max_export_batch_size=batch, schedule_delay_s=delay_s, rest_factor=rest_factor
+    )
 
 
 def _until(done: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -186,6 +189,37 @@ def test_a_flush_exports_what_was_queued_when_it_started() -> None:
         assert [c for _, c in recorder.requests] == [4, 4, 2]  # the 10 queued, not the 6 that came during
         assert batcher.force_flush()
         assert [c for _, c in recorder.requests] == [4, 4, 2, 4, 2]
+    finally:
+        batcher.shutdown()
+
+
+class _BusyRecorder(_Recorder):
+    """An exporter whose every request takes 20 ms of its thread's CPU (a large request's serialisation)."""
+
+    def export_request(self, request: ExportLogsServiceRequest, count: int) -> bool:
+        until = time.thread_time() + 0.02
+        while time.thread_time() < until:
+            pass
+        return super().export_request(request, count)
+
+
+def test_the_export_thread_rests_after_each_request_in_proportion_to_its_cpu() -> None:
+    recorder = _BusyRecorder()
+    batcher = _batcher(recorder, 10, rest_factor=2.0)
+    rests: list[tuple[str, float]] = []
+    batcher._sleep = lambda s: rests.append((threading.current_thread().name, s))  # type: ignore[method-assign]
+    try:
+        for i in range(30):  # three full batches: the thread wakes and sends them
+            batcher.add(_rec(i))
+        _until(lambda: len(rests) == 3)
+        assert [c for _, c in recorder.requests] == [10, 10, 10]
+        assert [name for name, _ in rests] == ["test"] * 3  # on the export thread, after each request
+        assert all(0.04 <= s <= MAX_REST_S for _, s in rests), rests  # twice the >= 20 ms, capped
+        for i in range(30):
+            batcher.add(_rec(i))
+        assert batcher.force_flush()  # a flush (the caller's thread) sends at once, without resting
+        assert [c for _, c in recorder.requests] == [10] * 6
+        assert len(rests) == 3
     finally:
         batcher.shutdown()
 
