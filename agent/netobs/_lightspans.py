@@ -28,7 +28,6 @@ from typing import Any
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -270,7 +269,7 @@ def _span(s: LightSpan) -> bytes:
 
 
 class SpanEncoder:
-    """Builds ``ExportTraceServiceRequest`` messages for spans of one resource and scope."""
+    """Builds ``ExportTraceServiceRequest``s for spans of one resource and scope."""
 
     def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
         self._resource_field = field(b"\x0a", _encode_resource(resource).SerializeToString())
@@ -278,8 +277,8 @@ class SpanEncoder:
         self._scope_field = field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString())
         self._scope_schema_field = field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
 
-    def encode(self, spans: Sequence[LightSpan]) -> ExportTraceServiceRequest:
-        scope_spans = self._scope_field + b"".join(_span(s) for s in spans) + self._scope_schema_field
+    def encode(self, spans: Sequence[LightSpan]) -> bytes:
+        """The serialised ``ExportTraceServiceRequest`` (the exporters send it as it is)."""
+        scope_spans = self._scope_field + b"".join(map(_span, spans)) + self._scope_schema_field
         resource_spans = self._resource_field + field(b"\x12", scope_spans) + self._resource_schema_field
-        request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(field(b"\x0a", resource_spans))
-        return request
+        return field(b"\x0a", resource_spans)

@@ -27,7 +27,9 @@ Signal = Literal["logs", "traces", "metrics"]
 # of spans, the metrics of thousands of series) made probes start that late. Between requests the
 # production threads rest ``rest_factor`` times the CPU the request took (at most MAX_REST_S).
 MAX_REST_S = 0.05
-Message = Any  # a protobuf request: ExportLogsServiceRequest, ExportTraceServiceRequest, ExportMetricsServiceRequest
+# A request: a protobuf message (ExportLogsServiceRequest, ExportTraceServiceRequest,
+# ExportMetricsServiceRequest) or one already serialised (bytes), which the exporters send as it is.
+Message = Any
 
 
 class RequestExporter(Protocol):
@@ -197,6 +199,20 @@ class PeriodicExporter(_ExportThread):
         return ok
 
 
+class _PassBytes:
+    """A gRPC channel for the generated service stubs whose methods send a request that is already
+    serialised (bytes) as it is, and serialise a message as the stub would."""
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+
+    def unary_unary(self, method: str, request_serializer: Callable[[Any], bytes], **kwargs: Any) -> Any:
+        def serialise(request: Message) -> bytes:
+            return request if isinstance(request, bytes) else request_serializer(request)
+
+        return self._channel.unary_unary(method, request_serializer=serialise, **kwargs)
+
+
 def grpc_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
     """The SDK's OTLP/gRPC exporter for ``signal`` (its channel, retries, timeout), sending ready-made
     requests."""
@@ -208,6 +224,10 @@ def grpc_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
     base: Any = {"logs": OTLPLogExporter, "traces": OTLPSpanExporter, "metrics": OTLPMetricExporter}[signal]
 
     class GrpcRequestExporter(base):  # type: ignore[misc]
+        def _initialize_channel_and_stub(self) -> None:
+            super()._initialize_channel_and_stub()
+            self._client = self._stub(_PassBytes(self._channel))  # (also called when the SDK reconnects)
+
         def _translate_data(self, data: Any) -> Message:
             request: Message = data[0]
             return request
@@ -245,7 +265,7 @@ def http_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
                 return bool(self._export_batch(request).name == "SUCCESS")
             # What the exporter's export does after encoding, with the exporter's own metrics.
             with self._metrics.export_operation(count) as result:
-                data = request.SerializeToString()
+                data = request if isinstance(request, bytes) else request.SerializeToString()
                 if 0 < self._max_request_size < len(data):
                     log.warning("dropping %d %s items: %d bytes exceed the request limit", count, signal, len(data))
                     return False

@@ -86,7 +86,7 @@ def test_encoding_matches_the_sdk_for_the_same_tracing_calls() -> None:
 
     ended: list[LightSpan] = []
     _http_like(LightTracer(ended.append))
-    got = SpanEncoder(RESOURCE, SCOPE).encode(ended)
+    got = ExportTraceServiceRequest.FromString(SpanEncoder(RESOURCE, SCOPE).encode(ended))
 
     assert [s.name for s in got.resource_spans[0].scope_spans[0].spans] == [
         "dns",
@@ -219,7 +219,7 @@ def test_unsupported_attribute_values_are_dropped_with_a_warning_and_the_rest_ke
     span2 = LightTracer(ended.append).start_span("t", attributes={"a": "x", "n": -3})  # cached pairs again
     span2.end()
     with caplog.at_level(logging.WARNING):
-        request = SpanEncoder(RESOURCE, SCOPE).encode(ended)
+        request = ExportTraceServiceRequest.FromString(SpanEncoder(RESOURCE, SCOPE).encode(ended))
     first, second = request.resource_spans[0].scope_spans[0].spans
 
     def plain(span: Any) -> dict[str, Any]:
