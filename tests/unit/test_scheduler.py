@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 import pytest
+import uvloop
 
 from netobs.config import parse_config
-from netobs.scheduler import Scheduler, shed_after_s
+from netobs.scheduler import SLOT_GRID_S, Scheduler, shed_after_s
 
 
 def _checks(text: str) -> list[Any]:
@@ -51,6 +52,40 @@ async def test_first_runs_are_spread_over_the_interval_then_keep_cadence() -> No
         assert all(0.4 < g < 0.6 for g in gaps), gaps
     assert len(lateness) == len(rec.starts)
     assert sorted(lateness)[len(lateness) // 2] < 0.05
+
+
+async def test_slots_are_on_the_grid_so_jobs_share_wake_ups() -> None:
+    sched = Scheduler(Recorder().run, rng=random.Random(11))
+    targets = ", ".join(f"'127.0.0.{i}'" for i in range(1, 41))
+    sched.apply(
+        _checks(f"checks: [{{name: p, type: icmp, count: 1, targets: [{targets}], interval_s: 0.1, timeout_s: 0.05}}]")
+    )
+    await asyncio.sleep(0.25)  # every job has run and moved on by whole intervals
+    slots = [job.next_slot for job in sched._jobs.values()]
+    await sched.stop()
+    assert all(abs(t / SLOT_GRID_S - round(t / SLOT_GRID_S)) < 1e-6 for t in slots), slots
+    # 40 jobs in a 100 ms interval: at most 20 distinct 5 ms slots, so several jobs per wake-up
+    assert len({round(t / SLOT_GRID_S) for t in slots}) <= 0.1 / SLOT_GRID_S
+
+
+def test_lateness_is_measured_finer_than_uvloops_millisecond_clock() -> None:
+    lateness: list[float] = []
+
+    async def main() -> None:
+        sched = Scheduler(Recorder().run, on_lateness=lambda s, _t: lateness.append(s), rng=random.Random(2))
+        targets = ", ".join(f"'127.0.0.{i}'" for i in range(1, 11))
+        sched.apply(
+            _checks(
+                f"checks: [{{name: p, type: icmp, count: 1, targets: [{targets}], interval_s: 0.1, timeout_s: 0.05}}]"
+            )
+        )
+        await asyncio.sleep(0.35)
+        await sched.stop()
+
+    uvloop.run(main())
+    assert len(lateness) >= 20 and all(0 <= s < 0.05 for s in lateness), lateness
+    # On the grid, a lateness from uvloop's clock (whole ms) would be a whole number of ms every time.
+    assert any(abs(s * 1000 - round(s * 1000)) > 0.01 for s in lateness), lateness
 
 
 async def test_reload_keeps_unchanged_jobs_and_replaces_changed_ones() -> None:
