@@ -64,14 +64,15 @@ LATENESS_BUCKETS_S: Sequence[float] = (
 )  # fmt: skip
 
 DEFAULT_PROMETHEUS_LISTEN = "127.0.0.1:9469"
-# The export threads share the GIL with the event loop: while one encodes, every probe waits for its turn.
-# So requests are small (a request's encoding is one burst: 2,048 spans took ~10 ms, the metrics of 14,000
-# series ~110 ms in one go) and after each the thread rests twice the CPU it took (``_otlpdirect``). At
-# 2,000 HTTP probes/s the p99 schedule lateness fell from 13-26 ms to 3.2-4.2 ms, for ~5% more CPU
-# (bench/README.md, ninth session).
-METRIC_EXPORT_BATCH_POINTS = 250
-EXPORT_BATCH_ITEMS = 512
-EXPORT_REST_FACTOR = 2.0
+# The export threads share the GIL with the event loop: while one encodes, the loop waits for it at each of
+# its system calls, and runs start late. So requests are small (a request's encoding is one burst: 2,048
+# spans took ~10 ms, the metrics of 14,000 series ~110 ms in one go) and after each the thread rests three
+# times the CPU it took (``_otlpdirect``). At 2,000 HTTP probes/s the p99 schedule lateness fell from
+# 13-26 ms to 2.3-2.4 ms (512 spans and 250 points a request, resting twice: 2.3-5.5 ms); TCP's CPU per
+# probe rose ~6% (more, smaller requests). bench/README.md, ninth session.
+METRIC_EXPORT_BATCH_POINTS = 100
+EXPORT_BATCH_ITEMS = 256
+EXPORT_REST_FACTOR = 3.0
 INSTRUMENTATION_SCOPE = "netobs.agent"
 
 
