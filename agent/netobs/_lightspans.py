@@ -279,6 +279,12 @@ class SpanEncoder:
 
     def encode(self, spans: Sequence[LightSpan]) -> bytes:
         """The serialised ``ExportTraceServiceRequest`` (the exporters send it as it is)."""
-        scope_spans = self._scope_field + b"".join(map(_span, spans)) + self._scope_schema_field
+        return self.request([self.encode_slice(spans)])
+
+    def encode_slice(self, spans: Sequence[LightSpan]) -> bytes:
+        return b"".join(map(_span, spans))
+
+    def request(self, slices: Sequence[bytes]) -> bytes:
+        scope_spans = self._scope_field + b"".join(slices) + self._scope_schema_field
         resource_spans = self._resource_field + field(b"\x12", scope_spans) + self._resource_schema_field
         return field(b"\x0a", resource_spans)

@@ -6,13 +6,15 @@ The agent builds the protobuf of its result log records (``_resultlogs``) and of
 generic encoders. ``Batcher.add`` only appends an item to a deque (event loop, no I/O); its thread turns
 each batch into a request with the signal's ``encode`` and exports it. Batching follows the SDK's batch
 processors: export when ``max_export_batch_size`` items wait or every ``schedule_delay_s``; the queue holds
-at most ``max_queue_size`` items and drops the oldest beyond. The agent's threads rest after each request
-(``rest_factor``, see ``MAX_REST_S``), so that the event loop gets the GIL back between requests.
+at most ``max_queue_size`` items and drops the oldest beyond. The agent's threads encode a request a slice of
+items at a time and rest after each slice and each request (``rest_factor``, see ``MAX_REST_S``), so that
+the event loop gets the GIL back between bursts.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -22,10 +24,11 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
 Signal = Literal["logs", "traces", "metrics"]
 # An export thread at work holds the GIL for the event loop's every hand-over; a burst of tens of ms (a batch
-# of spans, the metrics of thousands of series) made probes start that late. Between requests the
-# production threads rest ``rest_factor`` times the CPU the request took (at most MAX_REST_S).
+# of spans, the metrics of thousands of series) made probes start that late. After each slice of encoding
+# and each request the production threads rest ``rest_factor`` times the CPU it took (at most MAX_REST_S).
 MAX_REST_S = 0.05
 # A request: a protobuf message (ExportLogsServiceRequest, ExportTraceServiceRequest,
 # ExportMetricsServiceRequest) or one already serialised (bytes), which the exporters send as it is.
@@ -76,22 +79,21 @@ class _ExportThread:
     _sleep = staticmethod(time.sleep)
 
     def _rest(self, cpu_start_s: float) -> None:
-        """After a request, on the export thread: rest ``rest_factor`` times the CPU it took (a flush or the
-        last export at shutdown does not wait)."""
+        """After a slice of work on the export thread: rest ``rest_factor`` times the CPU it took (a flush
+        or the last export at shutdown does not wait)."""
         if self._rest_factor > 0 and not self._stopped and threading.current_thread() is self._thread:
             self._sleep(min(MAX_REST_S, (time.thread_time() - cpu_start_s) * self._rest_factor))
 
     def _send(self, encode: Callable[[], Message], count: int) -> bool:
-        """Encode and export one request of ``count`` items; a failure is logged and counted, never raised."""
-        cpu_start_s = time.thread_time()
+        """Encode and export one request of ``count`` items, then rest; a failure is logged and counted,
+        never raised."""
         try:
-            return self._send_now(encode, count)
-        finally:
-            self._rest(cpu_start_s)
-
-    def _send_now(self, encode: Callable[[], Message], count: int) -> bool:
-        try:
-            sent = self._exporter.export_request(encode(), count)
+            request = encode()
+            cpu_start_s = time.thread_time()
+            try:
+                sent = self._exporter.export_request(request, count)
+            finally:
+                self._rest(cpu_start_s)
         except Exception:
             log.exception("%s: exporting %d items failed", self._thread.name, count)
             sent = False
@@ -102,12 +104,25 @@ class _ExportThread:
         return sent
 
 
+class SlicedEncoder(Protocol[T_contra]):
+    """Encodes a request a slice of items at a time (the thread rests between slices)."""
+
+    def encode_slice(self, items: Sequence[T_contra]) -> bytes:
+        """The items' records, serialised as the repeated field of the request's innermost message."""
+        ...
+
+    def request(self, slices: Sequence[bytes]) -> bytes:
+        """The serialised request holding the records of ``slices``."""
+        ...
+
+
 class Batcher(_ExportThread, Generic[T]):
-    """Queues items and exports them in batches, encoded by ``encode``, from a thread of its own."""
+    """Queues items and exports them in batches, encoded by ``encoder`` ``slice_items`` at a time, from a
+    thread of its own."""
 
     def __init__(
         self,
-        encode: Callable[[Sequence[T]], Message],
+        encoder: SlicedEncoder[T],
         exporter: RequestExporter,
         name: str,
         *,
@@ -115,9 +130,11 @@ class Batcher(_ExportThread, Generic[T]):
         max_export_batch_size: int = 2048,
         schedule_delay_s: float = 1.0,
         rest_factor: float = 0.0,
+        slice_items: int = 128,
     ) -> None:
         super().__init__(exporter, name, rest_factor)
-        self._encode = encode
+        self._encoder = encoder
+        self._slice_items = slice_items
         self._queue: collections.deque[T] = collections.deque(maxlen=max_queue_size)
         self._max_queue_size = max_queue_size
         self._batch_size = max_export_batch_size
@@ -156,8 +173,16 @@ class Batcher(_ExportThread, Generic[T]):
             while pending > 0:  # only this loop takes items out (under the lock), so they are all there
                 batch = [popleft() for _ in range(min(pending, self._batch_size))]
                 pending -= len(batch)
-                ok = self._send(lambda: self._encode(batch), len(batch)) and ok  # noqa: B023 - called at once
+                ok = self._send(functools.partial(self._encode, batch), len(batch)) and ok
         return ok
+
+    def _encode(self, batch: list[T]) -> bytes:
+        slices = []
+        for start in range(0, len(batch), self._slice_items):
+            cpu_start_s = time.thread_time()
+            slices.append(self._encoder.encode_slice(batch[start : start + self._slice_items]))
+            self._rest(cpu_start_s)
+        return self._encoder.request(slices)
 
 
 class PeriodicExporter(_ExportThread):
@@ -194,8 +219,8 @@ class PeriodicExporter(_ExportThread):
                 except Exception:
                     log.exception("%s: encoding failed", self._thread.name)
                     return False
-                ok = self._send_now(lambda: request, count) and ok  # noqa: B023 - called at once
                 self._rest(cpu_start_s)
+                ok = self._send(lambda: request, count) and ok  # noqa: B023 - called at once
         return ok
 
 

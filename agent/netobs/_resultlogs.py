@@ -5,9 +5,10 @@ Theory of operation. Through the OpenTelemetry SDK one log record costs ~30-40 �
 handling) and ~35 µs more in the batch processor's thread (``encode_logs``: one protobuf message per
 record from generic attribute and value encoders). The agent's result records all have the same shape:
 a string body (the result JSON), a timestamp, severity INFO, the event name and three string attributes.
-So the agent only appends a tuple to a ``_otlpdirect.Batcher`` on the loop, and the batcher's thread builds
-the ``ExportLogsServiceRequest`` here, once per batch (~5 µs per record), and hands it to the OTLP
-exporter (gRPC or HTTP) with its own retry and timeout handling. Resource and scope are encoded once by
+So the agent only appends a tuple to a ``_otlpdirect.Batcher`` on the loop, and the batcher's thread writes
+the ``ExportLogsServiceRequest`` here in the protobuf wire format (~3 µs per record, a slice of records at
+a time with rests between them) and hands the bytes to the OTLP exporter (gRPC or HTTP) with its own retry
+and timeout handling. Resource and scope are encoded once by
 the SDK's own encoders, so what the collector receives is field for field what ``encode_logs`` makes of
 the same record (``tests/unit/test_resultlogs.py`` compares them).
 """
@@ -17,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from netobs._protowire import PACK_FIXED64, attributes, field, key_value, varint
 
 SEVERITY_INFO = 9  # SeverityNumber.INFO
 RESULT_EVENT_NAME = "netobs.probe.result"
@@ -29,35 +31,45 @@ ResultLog = tuple[int, int, str, str, str, str]
 
 
 class ResultLogEncoder:
-    """Builds ``ExportLogsServiceRequest`` messages for result logs of one resource and scope."""
+    """Builds the serialised ``ExportLogsServiceRequest`` for result logs of one resource and scope."""
 
     def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
-        self._resource = _encode_resource(resource)
-        self._resource_schema_url = resource.schema_url
-        self._scope = _encode_instrumentation_scope(scope)
-        self._scope_schema_url = scope.schema_url
+        self._resource_field = field(b"\x0a", _encode_resource(resource).SerializeToString())
+        self._resource_schema_field = field(b"\x1a", resource.schema_url.encode()) if resource.schema_url else b""
+        self._scope_field = field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString())
+        self._scope_schema_field = field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
 
-    def encode(self, records: Sequence[ResultLog]) -> ExportLogsServiceRequest:
-        request = ExportLogsServiceRequest()
-        resource_logs = request.resource_logs.add()
-        resource_logs.resource.CopyFrom(self._resource)
-        if self._resource_schema_url:
-            resource_logs.schema_url = self._resource_schema_url
-        scope_logs = resource_logs.scope_logs.add()
-        scope_logs.scope.CopyFrom(self._scope)
-        if self._scope_schema_url:
-            scope_logs.schema_url = self._scope_schema_url
-        add = scope_logs.log_records.add
-        for time_ns, observed_ns, body, check_name, check_type, result_id in records:
-            record = add(
-                time_unix_nano=time_ns,
-                observed_time_unix_nano=observed_ns,
-                severity_number=SEVERITY_INFO,
-                event_name=RESULT_EVENT_NAME,
-            )
-            record.body.string_value = body
-            attributes = record.attributes
-            attributes.add(key="netobs.check.name").value.string_value = check_name
-            attributes.add(key="netobs.check.type").value.string_value = check_type
-            attributes.add(key="netobs.result.id").value.string_value = result_id
-        return request
+    def encode(self, records: Sequence[ResultLog]) -> bytes:
+        return self.request([self.encode_slice(records)])
+
+    def encode_slice(self, records: Sequence[ResultLog]) -> bytes:
+        return b"".join(map(_record, records))
+
+    def request(self, slices: Sequence[bytes]) -> bytes:
+        scope_logs = self._scope_field + b"".join(slices) + self._scope_schema_field
+        resource_logs = self._resource_field + field(b"\x12", scope_logs) + self._resource_schema_field
+        return field(b"\x0a", resource_logs)
+
+
+# LogRecord fields (logs.proto): time_unix_nano 1 (fixed64), severity_number 2, body 5, attributes 6,
+# observed_time_unix_nano 11 (fixed64), event_name 12; each record in ScopeLogs.log_records (2).
+_SEVERITY = b"\x10" + varint(SEVERITY_INFO)
+_EVENT_NAME = field(b"\x62", RESULT_EVENT_NAME.encode())
+
+
+def _record(r: ResultLog) -> bytes:
+    time_ns, observed_ns, body, check_name, check_type, result_id = r
+    record = b"".join(
+        (
+            b"\x09",
+            PACK_FIXED64(time_ns),
+            _SEVERITY,
+            field(b"\x2a", field(b"\x0a", body.encode())),
+            attributes(b"\x32", {"netobs.check.name": check_name, "netobs.check.type": check_type}),
+            field(b"\x32", key_value("netobs.result.id", result_id)),  # unique per record: not cached
+            b"\x59",
+            PACK_FIXED64(observed_ns),
+            _EVENT_NAME,
+        )
+    )
+    return field(b"\x12", record)

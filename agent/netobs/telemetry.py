@@ -65,13 +65,14 @@ LATENESS_BUCKETS_S: Sequence[float] = (
 
 DEFAULT_PROMETHEUS_LISTEN = "127.0.0.1:9469"
 # The export threads share the GIL with the event loop: while one encodes, the loop waits for it at each of
-# its system calls, and runs start late. So requests are small (a request's encoding is one burst: 2,048
-# spans took ~10 ms, the metrics of 14,000 series ~110 ms in one go) and after each the thread rests three
-# times the CPU it took (``_otlpdirect``). At 2,000 HTTP probes/s the p99 schedule lateness fell from
-# 13-26 ms to 2.3-2.4 ms (512 spans and 250 points a request, resting twice: 2.3-5.5 ms); TCP's CPU per
-# probe rose ~6% (more, smaller requests). bench/README.md, ninth session.
+# its system calls, and runs start late. So a thread encodes in short slices (128 spans or result logs;
+# metric requests of 100 points) and after each slice and each request rests three times the CPU it took
+# (``_otlpdirect``); requests stay large (2,048 items: a gRPC call costs ~1 ms of CPU). At 2,000 HTTP
+# probes/s the p99 schedule lateness fell from 13-26 ms (requests of 2,048 encoded in one burst: ~10 ms)
+# to 2.3-3.6 ms. bench/README.md, ninth session.
 METRIC_EXPORT_BATCH_POINTS = 100
-EXPORT_BATCH_ITEMS = 256
+EXPORT_BATCH_ITEMS = 2048
+EXPORT_SLICE_ITEMS = 128
 EXPORT_REST_FACTOR = 3.0
 INSTRUMENTATION_SCOPE = "netobs.agent"
 
@@ -141,24 +142,26 @@ class Telemetry:
         log_encoder = ResultLogEncoder(resource, scope)
         self._result_logs: list[Batcher[ResultLog]] = [
             Batcher(
-                log_encoder.encode,
+                log_encoder,
                 exporter,
                 "netobs-result-logs",
                 schedule_delay_s=1.0,
                 max_export_batch_size=EXPORT_BATCH_ITEMS,
                 rest_factor=EXPORT_REST_FACTOR,
+                slice_items=EXPORT_SLICE_ITEMS,
             )
             for exporter in parts.result_log_exporters
         ]
         span_encoder = SpanEncoder(resource, scope)
         self._span_batchers: list[Batcher[LightSpan]] = [
             Batcher(
-                span_encoder.encode,
+                span_encoder,
                 exporter,
                 "netobs-spans",
                 schedule_delay_s=5.0,
                 max_export_batch_size=EXPORT_BATCH_ITEMS,
                 rest_factor=EXPORT_REST_FACTOR,
+                slice_items=EXPORT_SLICE_ITEMS,
             )
             for exporter in parts.direct_span_exporters
         ]

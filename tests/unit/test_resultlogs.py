@@ -46,7 +46,7 @@ def test_encoding_is_what_the_sdk_encoder_makes_of_the_same_record(check_type: s
         )
         for r, f in zip(results, finished, strict=True)
     ]
-    got = ResultLogEncoder(build_resource(cfg), SCOPE).encode(records)
+    got = ExportLogsServiceRequest.FromString(ResultLogEncoder(build_resource(cfg), SCOPE).encode(records))
     assert got == expected
     assert got.SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
 
@@ -56,10 +56,10 @@ class _Recorder:
         self.requests: list[tuple[ExportLogsServiceRequest, int]] = []
         self.fail, self.raises, self.shut = fail, raises, False
 
-    def export_request(self, request: ExportLogsServiceRequest, count: int) -> bool:
+    def export_request(self, request: bytes, count: int) -> bool:
         if self.raises:
             raise RuntimeError("boom")
-        self.requests.append((request, count))
+        self.requests.append((ExportLogsServiceRequest.FromString(request), count))  # as a collector reads it
         return not self.fail
 
     def shutdown(self) -> None:
@@ -87,7 +87,7 @@ def _bodies(recorder: _Recorder) -> list[list[str]]:
 def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list[str]], dropped: int) -> None:
     recorder = _Recorder()
     batcher = Batcher(
-        ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE).encode,
+        ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE),
         recorder,
         "test",
         max_queue_size=queue,
@@ -106,10 +106,18 @@ def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list
     assert recorder.shut
 
 
-def _batcher(recorder: _Recorder, batch: int, delay_s: float = 3600, rest_factor: float = 0.0) -> Batcher[ResultLog]:
+def _batcher(
+    recorder: _Recorder, batch: int, delay_s: float = 3600, rest_factor: float = 0.0, slice_items: int = 128
+) -> Batcher[ResultLog]:
     encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
     return Batcher(
-        encoder.encode, recorder, "test", max_export_batch_size=batch, schedule_delay_s=delay_s, rest_factor=rest_factor
+        encoder,
+        recorder,
+        "test",
+        max_export_batch_size=batch,
+        schedule_delay_s=delay_s,
+        rest_factor=rest_factor,
+        slice_items=slice_items,
     )
 
 
@@ -145,7 +153,7 @@ def test_the_export_thread_sends_when_a_batch_is_full_or_the_timer_fires(
 class _SlowRecorder(_Recorder):
     """An exporter whose every request takes 20 ms (a collector across a network)."""
 
-    def export_request(self, request: ExportLogsServiceRequest, count: int) -> bool:
+    def export_request(self, request: bytes, count: int) -> bool:
         threading.Event().wait(0.02)
         return super().export_request(request, count)
 
@@ -173,7 +181,7 @@ def test_a_flush_exports_what_was_queued_when_it_started() -> None:
     class _Feeding(_Recorder):
         """Two more items arrive during each of the first three requests."""
 
-        def export_request(self, request: ExportLogsServiceRequest, count: int) -> bool:
+        def export_request(self, request: bytes, count: int) -> bool:
             nonlocal added
             while added < 6 and added < 2 * (len(self.requests) + 1):
                 batcher.add(_rec(100 + added))
@@ -196,32 +204,46 @@ def test_a_flush_exports_what_was_queued_when_it_started() -> None:
 class _BusyRecorder(_Recorder):
     """An exporter whose every request takes 20 ms of its thread's CPU (a large request's serialisation)."""
 
-    def export_request(self, request: ExportLogsServiceRequest, count: int) -> bool:
+    def export_request(self, request: bytes, count: int) -> bool:
         until = time.thread_time() + 0.02
         while time.thread_time() < until:
             pass
         return super().export_request(request, count)
 
 
-def test_the_export_thread_rests_after_each_request_in_proportion_to_its_cpu() -> None:
+def test_the_export_thread_rests_after_each_slice_and_request_in_proportion_to_its_cpu() -> None:
     recorder = _BusyRecorder()
-    batcher = _batcher(recorder, 10, rest_factor=2.0)
+    batcher = _batcher(recorder, 10, rest_factor=2.0, slice_items=4)
     rests: list[tuple[str, float]] = []
     batcher._sleep = lambda s: rests.append((threading.current_thread().name, s))  # type: ignore[method-assign]
     try:
         for i in range(30):  # three full batches: the thread wakes and sends them
             batcher.add(_rec(i))
-        _until(lambda: len(rests) == 3)
+        _until(lambda: len(rests) == 12)
         assert [c for _, c in recorder.requests] == [10, 10, 10]
-        assert [name for name, _ in rests] == ["test"] * 3  # on the export thread, after each request
-        assert all(0.04 <= s <= MAX_REST_S for _, s in rests), rests  # twice the >= 20 ms, capped
+        assert _bodies(recorder) == [[f"body-{i}" for i in range(j, j + 10)] for j in (0, 10, 20)]  # whole
+        assert {name for name, _ in rests} == {"test"}  # on the export thread ...
+        # ... after each slice of 4, 4 and 2 records (little CPU), then after the request (>= 20 ms, twice)
+        assert [s >= 0.04 for _, s in rests] == [False, False, False, True] * 3, rests
+        assert all(s <= MAX_REST_S for _, s in rests), rests
         for i in range(30):
             batcher.add(_rec(i))
         assert batcher.force_flush()  # a flush (the caller's thread) sends at once, without resting
         assert [c for _, c in recorder.requests] == [10] * 6
-        assert len(rests) == 3
+        assert len(rests) == 12
     finally:
         batcher.shutdown()
+
+
+def test_a_request_encoded_in_slices_is_the_request_encoded_whole() -> None:
+    encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
+    records = [_rec(i) for i in range(7)]
+    slices = [encoder.encode_slice(records[i : i + 3]) for i in range(0, 7, 3)]
+    assert encoder.request(slices) == encoder.encode(records)
+    request = ExportLogsServiceRequest.FromString(encoder.request(slices))
+    assert [r.body.string_value for r in request.resource_logs[0].scope_logs[0].log_records] == [
+        f"body-{i}" for i in range(7)
+    ]
 
 
 @pytest.mark.parametrize("mode", ["fails", "raises"])
