@@ -27,15 +27,12 @@ from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
 from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util import types
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
-from netobs._protowire import ONE_BYTE, PACK_FIXED32, PACK_FIXED64, attributes, field
+from netobs._protowire import ONE_BYTE, PACK_FIXED32, PACK_FIXED64, RequestEncoder, attributes, field
 
 log = logging.getLogger(__name__)
 
@@ -268,23 +265,8 @@ def _span(s: LightSpan) -> bytes:
     return field(b"\x12", b"".join(parts))  # ScopeSpans.spans
 
 
-class SpanEncoder:
-    """Builds ``ExportTraceServiceRequest``s for spans of one resource and scope."""
+class SpanEncoder(RequestEncoder[LightSpan]):
+    """Builds serialised ``ExportTraceServiceRequest``s for spans of one resource and scope."""
 
-    def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
-        self._resource_field = field(b"\x0a", _encode_resource(resource).SerializeToString())
-        self._resource_schema_field = field(b"\x1a", resource.schema_url.encode()) if resource.schema_url else b""
-        self._scope_field = field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString())
-        self._scope_schema_field = field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
-
-    def encode(self, spans: Sequence[LightSpan]) -> bytes:
-        """The serialised ``ExportTraceServiceRequest`` (the exporters send it as it is)."""
-        return self.request([self.encode_slice(spans)])
-
-    def encode_slice(self, spans: Sequence[LightSpan]) -> bytes:
-        return b"".join(map(_span, spans))
-
-    def request(self, slices: Sequence[bytes]) -> bytes:
-        scope_spans = self._scope_field + b"".join(slices) + self._scope_schema_field
-        resource_spans = self._resource_field + field(b"\x12", scope_spans) + self._resource_schema_field
-        return field(b"\x0a", resource_spans)
+    def encode_slice(self, items: Sequence[LightSpan]) -> bytes:
+        return b"".join(map(_span, items))

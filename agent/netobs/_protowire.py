@@ -9,10 +9,15 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 PACK_FIXED64 = struct.Struct("<Q").pack
 PACK_FIXED32 = struct.Struct("<I").pack
@@ -86,3 +91,31 @@ def attributes(tag: bytes, attrs: Mapping[str, Any], what: str = "attribute") ->
                 _KEY_VALUES[(tag, key, type(value), value)] = entry
         out.append(entry)
     return b"".join(out)
+
+
+class RequestEncoder(Generic[T]):
+    """Serialised OTLP export requests for the records of one resource and scope.
+
+    Traces and logs share the layout: the request's field 1 holds one ResourceSpans / ResourceLogs
+    (resource 1, scope records 2, schema URL 3), which holds one ScopeSpans / ScopeLogs (scope 1, records 2,
+    schema URL 3). A subclass writes the records (``encode_slice``, each with its field 2 tag); resource
+    and scope are encoded once, by the SDK's own encoders."""
+
+    def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
+        self._resource_field = field(b"\x0a", _encode_resource(resource).SerializeToString())
+        self._resource_schema_field = field(b"\x1a", resource.schema_url.encode()) if resource.schema_url else b""
+        self._scope_field = field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString())
+        self._scope_schema_field = field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
+
+    def encode_slice(self, items: Sequence[T]) -> bytes:
+        raise NotImplementedError
+
+    def encode(self, items: Sequence[T]) -> bytes:
+        """The serialised request holding ``items`` (the exporters send it as it is)."""
+        return self.request([self.encode_slice(items)])
+
+    def request(self, slices: Sequence[bytes]) -> bytes:
+        """The serialised request holding the records of ``slices`` (from ``encode_slice``), in order."""
+        scope_records = self._scope_field + b"".join(slices) + self._scope_schema_field
+        resource_records = self._resource_field + field(b"\x12", scope_records) + self._resource_schema_field
+        return field(b"\x0a", resource_records)

@@ -17,11 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
-from netobs._protowire import PACK_FIXED64, attributes, field, key_value, varint
+from netobs._protowire import PACK_FIXED64, RequestEncoder, attributes, field, key_value, varint
 
 SEVERITY_INFO = 9  # SeverityNumber.INFO
 RESULT_EVENT_NAME = "netobs.probe.result"
@@ -30,25 +26,11 @@ RESULT_EVENT_NAME = "netobs.probe.result"
 ResultLog = tuple[int, int, str, str, str, str]
 
 
-class ResultLogEncoder:
-    """Builds the serialised ``ExportLogsServiceRequest`` for result logs of one resource and scope."""
+class ResultLogEncoder(RequestEncoder[ResultLog]):
+    """Builds serialised ``ExportLogsServiceRequest``s for result logs of one resource and scope."""
 
-    def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
-        self._resource_field = field(b"\x0a", _encode_resource(resource).SerializeToString())
-        self._resource_schema_field = field(b"\x1a", resource.schema_url.encode()) if resource.schema_url else b""
-        self._scope_field = field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString())
-        self._scope_schema_field = field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
-
-    def encode(self, records: Sequence[ResultLog]) -> bytes:
-        return self.request([self.encode_slice(records)])
-
-    def encode_slice(self, records: Sequence[ResultLog]) -> bytes:
-        return b"".join(map(_record, records))
-
-    def request(self, slices: Sequence[bytes]) -> bytes:
-        scope_logs = self._scope_field + b"".join(slices) + self._scope_schema_field
-        resource_logs = self._resource_field + field(b"\x12", scope_logs) + self._resource_schema_field
-        return field(b"\x0a", resource_logs)
+    def encode_slice(self, items: Sequence[ResultLog]) -> bytes:
+        return b"".join(map(_record, items))
 
 
 # LogRecord fields (logs.proto): time_unix_nano 1 (fixed64), severity_number 2, body 5, attributes 6,
