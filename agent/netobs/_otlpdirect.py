@@ -4,7 +4,7 @@ OTLP exporters (gRPC and HTTP: their channels, retries, timeouts) adapted to sen
 The agent builds the protobuf of its result log records (``_resultlogs``) and of its spans
 (``_lightspans``) directly, a batch at a time, instead of going through the SDK's per-item objects and
 generic encoders. ``Batcher.add`` only appends an item to a deque (event loop, no I/O); its thread turns
-each batch into a request with the signal's ``encode`` and exports it. Batching follows the SDK's batch
+each batch into a request with the signal's encoder and exports it. Batching follows the SDK's batch
 processors: export when ``max_export_batch_size`` items wait or every ``schedule_delay_s``; the queue holds
 at most ``max_queue_size`` items and drops the oldest beyond. The agent's threads encode a request a slice of
 items at a time and rest after each slice and each request (``rest_factor``, see ``MAX_REST_S``), so that

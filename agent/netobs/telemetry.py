@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -46,7 +46,14 @@ from netobs._fastmetrics import (
     supports,
 )
 from netobs._lightspans import LightSpan, LightTracer, SpanEncoder
-from netobs._otlpdirect import Batcher, PeriodicExporter, RequestExporter, grpc_exporter, http_exporter
+from netobs._otlpdirect import (
+    Batcher,
+    PeriodicExporter,
+    RequestExporter,
+    SlicedEncoder,
+    grpc_exporter,
+    http_exporter,
+)
 from netobs._resultlogs import RESULT_EVENT_NAME, ResultLog, ResultLogEncoder
 from netobs.config import AgentConfig, ExporterConfig
 from netobs.process_metrics import ProcessMetrics
@@ -63,6 +70,7 @@ LATENESS_BUCKETS_S: Sequence[float] = (
     0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 )  # fmt: skip
 
+T = TypeVar("T")
 DEFAULT_PROMETHEUS_LISTEN = "127.0.0.1:9469"
 # The export threads share the GIL with the event loop: while one encodes, the loop waits for it at each of
 # its system calls, and runs start late. So a thread encodes in short slices (128 spans or result logs;
@@ -75,6 +83,18 @@ EXPORT_BATCH_ITEMS = 2048
 EXPORT_SLICE_ITEMS = 128
 EXPORT_REST_FACTOR = 3.0
 INSTRUMENTATION_SCOPE = "netobs.agent"
+
+
+def _batcher(encoder: SlicedEncoder[T], exporter: RequestExporter, name: str, schedule_delay_s: float) -> Batcher[T]:
+    return Batcher(
+        encoder,
+        exporter,
+        name,
+        schedule_delay_s=schedule_delay_s,
+        max_export_batch_size=EXPORT_BATCH_ITEMS,
+        rest_factor=EXPORT_REST_FACTOR,
+        slice_items=EXPORT_SLICE_ITEMS,
+    )
 
 
 def build_resource(cfg: AgentConfig) -> Resource:
@@ -141,28 +161,12 @@ class Telemetry:
         self._sdk_logs = bool(parts.log_exporters)
         log_encoder = ResultLogEncoder(resource, scope)
         self._result_logs: list[Batcher[ResultLog]] = [
-            Batcher(
-                log_encoder,
-                exporter,
-                "netobs-result-logs",
-                schedule_delay_s=1.0,
-                max_export_batch_size=EXPORT_BATCH_ITEMS,
-                rest_factor=EXPORT_REST_FACTOR,
-                slice_items=EXPORT_SLICE_ITEMS,
-            )
+            _batcher(log_encoder, exporter, "netobs-result-logs", schedule_delay_s=1.0)
             for exporter in parts.result_log_exporters
         ]
         span_encoder = SpanEncoder(resource, scope)
         self._span_batchers: list[Batcher[LightSpan]] = [
-            Batcher(
-                span_encoder,
-                exporter,
-                "netobs-spans",
-                schedule_delay_s=5.0,
-                max_export_batch_size=EXPORT_BATCH_ITEMS,
-                rest_factor=EXPORT_REST_FACTOR,
-                slice_items=EXPORT_SLICE_ITEMS,
-            )
+            _batcher(span_encoder, exporter, "netobs-spans", schedule_delay_s=5.0)
             for exporter in parts.direct_span_exporters
         ]
         self._stdout = parts.stdout
