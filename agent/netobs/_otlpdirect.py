@@ -30,6 +30,7 @@ Signal = Literal["logs", "traces", "metrics"]
 # of spans, the metrics of thousands of series) made probes start that late. After each slice of encoding
 # and each request the production threads rest ``rest_factor`` times the CPU it took (at most MAX_REST_S).
 MAX_REST_S = 0.05
+DROP_LOG_EVERY_S = 10.0  # a full queue is logged at most this often (with the count so far)
 # A request: a protobuf message (ExportLogsServiceRequest, ExportTraceServiceRequest,
 # ExportMetricsServiceRequest) or one already serialised (bytes), which the exporters send as it is.
 Message = Any
@@ -140,6 +141,7 @@ class Batcher(_ExportThread, Generic[T]):
         self._batch_size = max_export_batch_size
         self._delay_s = schedule_delay_s
         self.dropped = 0
+        self._drops_logged_at = -DROP_LOG_EVERY_S
         self._thread.start()
 
     def add(self, record: T) -> None:
@@ -147,9 +149,22 @@ class Batcher(_ExportThread, Generic[T]):
         queue = self._queue
         if len(queue) >= self._max_queue_size:
             self.dropped += 1
+            self._report_drops()
         queue.append(record)
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
+
+    def _report_drops(self) -> None:
+        now = time.monotonic()
+        if now - self._drops_logged_at >= DROP_LOG_EVERY_S:
+            self._drops_logged_at = now
+            log.warning(
+                "%s: queue full (%d items), the oldest dropped: %d so far; the export is not keeping up "
+                "(the collector down or slow, or more items per second than the thread can encode)",
+                self._thread.name,
+                self._max_queue_size,
+                self.dropped,
+            )
 
     def _run(self) -> None:
         while not self._stopped:

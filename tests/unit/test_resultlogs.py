@@ -84,7 +84,9 @@ def _bodies(recorder: _Recorder) -> list[list[str]]:
         (5, 10, 3, [["body-2", "body-3", "body-4"]], 2),  # a full queue drops the oldest
     ],
 )
-def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list[str]], dropped: int) -> None:
+def test_batches_on_flush(
+    added: int, batch: int, queue: int, batches: list[list[str]], dropped: int, *, caplog: pytest.LogCaptureFixture
+) -> None:
     recorder = _Recorder()
     batcher = Batcher(
         ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE),
@@ -101,6 +103,9 @@ def test_batches_on_flush(added: int, batch: int, queue: int, batches: list[list
         assert _bodies(recorder) == batches
         assert [c for _, c in recorder.requests] == [len(b) for b in batches]
         assert (batcher.exported, batcher.dropped) == (sum(len(b) for b in batches), dropped)
+        # a full queue is said once per 10 s, not once per dropped item
+        warnings = [r.getMessage().split(";")[0] for r in caplog.records if "queue full" in r.getMessage()]
+        assert warnings == (["test: queue full (3 items), the oldest dropped: 1 so far"] if dropped else [])
     finally:
         batcher.shutdown()
     assert recorder.shut
