@@ -257,14 +257,10 @@ class DirectMetricEncoder:
         self.instruments = list(instruments)
         self.max_points = max_points
 
-    def encode(self, now_ns: int) -> list[tuple[ExportMetricsServiceRequest, int]]:
-        """The requests as of ``now_ns``, each with its number of data points; none when nothing was
-        recorded."""
-        return list(self.requests(now_ns))
-
     def requests(self, now_ns: int) -> Iterator[tuple[ExportMetricsServiceRequest, int]]:
-        """``encode``, one request at a time: each is built when asked for (the series' numbers are taken
-        per instrument, when its first data point is built)."""
+        """The requests as of ``now_ns``, each with its number of data points (none when nothing was
+        recorded), one at a time: each is built when asked for (the series' numbers are taken per
+        instrument, when its first data point is built)."""
         current: tuple[ExportMetricsServiceRequest, Any] | None = None  # the request being filled, its scope
         used = 0  # data points in it
         for instrument in self.instruments:

@@ -18,13 +18,14 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from netobs._protowire import RequestEncoder
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-T_contra = TypeVar("T_contra", contravariant=True)
 Signal = Literal["logs", "traces", "metrics"]
 # An export thread at work holds the GIL for the event loop's every hand-over; a burst of tens of ms (a batch
 # of spans, the metrics of thousands of series) made probes start that late. After each slice of encoding
@@ -105,25 +106,13 @@ class _ExportThread:
         return sent
 
 
-class SlicedEncoder(Protocol[T_contra]):
-    """Encodes a request a slice of items at a time (the thread rests between slices)."""
-
-    def encode_slice(self, items: Sequence[T_contra]) -> bytes:
-        """The items' records, serialised as the repeated field of the request's innermost message."""
-        ...
-
-    def request(self, slices: Sequence[bytes]) -> bytes:
-        """The serialised request holding the records of ``slices``."""
-        ...
-
-
 class Batcher(_ExportThread, Generic[T]):
     """Queues items and exports them in batches, encoded by ``encoder`` ``slice_items`` at a time, from a
     thread of its own."""
 
     def __init__(
         self,
-        encoder: SlicedEncoder[T],
+        encoder: RequestEncoder[T],
         exporter: RequestExporter,
         name: str,
         *,

@@ -50,10 +50,10 @@ from netobs._otlpdirect import (
     Batcher,
     PeriodicExporter,
     RequestExporter,
-    SlicedEncoder,
     grpc_exporter,
     http_exporter,
 )
+from netobs._protowire import RequestEncoder
 from netobs._resultlogs import RESULT_EVENT_NAME, ResultLog, ResultLogEncoder
 from netobs.config import AgentConfig, ExporterConfig
 from netobs.process_metrics import ProcessMetrics
@@ -85,7 +85,7 @@ EXPORT_REST_FACTOR = 3.0
 INSTRUMENTATION_SCOPE = "netobs.agent"
 
 
-def _batcher(encoder: SlicedEncoder[T], exporter: RequestExporter, name: str, schedule_delay_s: float) -> Batcher[T]:
+def _batcher(encoder: RequestEncoder[T], exporter: RequestExporter, name: str, schedule_delay_s: float) -> Batcher[T]:
     return Batcher(
         encoder,
         exporter,

@@ -171,7 +171,7 @@ def test_direct_encoding_is_what_the_sdk_encoder_makes_of_the_merged_metrics() -
     merged = MetricMerger(resource, SCOPE, instruments).merge(None, now_ns=123_456)
     assert merged is not None
     expected = encode_metrics(merged)
-    (request, points), *rest = DirectMetricEncoder(resource, SCOPE, instruments).encode(123_456)
+    (request, points), *rest = DirectMetricEncoder(resource, SCOPE, instruments).requests(123_456)
     assert rest == [] and points == 6
     assert request.SerializeToString(deterministic=True) == expected.SerializeToString(deterministic=True)
     h = request.resource_metrics[0].scope_metrics[0].metrics[0]
@@ -187,7 +187,7 @@ def test_direct_encoding_is_what_the_sdk_encoder_makes_of_the_merged_metrics() -
 @pytest.mark.parametrize(("series", "max_points", "requests"), [(5, 4, 3), (5, 10, 1), (5, 5, 2), (1, 1, 2)])
 def test_direct_encoding_splits_requests_and_keeps_every_point(series: int, max_points: int, requests: int) -> None:
     resource, instruments = _recorded(series)
-    encoded = DirectMetricEncoder(resource, SCOPE, instruments, max_points=max_points).encode(99)
+    encoded = list(DirectMetricEncoder(resource, SCOPE, instruments, max_points=max_points).requests(99))
     assert len(encoded) == requests
     assert all(0 < count <= max_points for _, count in encoded)
     assert sum(count for _, count in encoded) == 2 * series
@@ -224,7 +224,7 @@ def test_nothing_recorded_encodes_no_request() -> None:
     encoder = DirectMetricEncoder(
         resource, SCOPE, [SummedHistogram("h", "s", "d", BOUNDS), SummedCounter("c", "1", "")]
     )
-    assert encoder.encode(1) == []
+    assert list(encoder.requests(1)) == []
 
 
 def test_summed_counter_drops_negative_amounts_and_observes_sums() -> None:
