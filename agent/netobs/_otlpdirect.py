@@ -32,6 +32,9 @@ Signal = Literal["logs", "traces", "metrics"]
 # and each request the production threads rest ``rest_factor`` times the CPU it took (at most MAX_REST_S).
 MAX_REST_S = 0.05
 DROP_LOG_EVERY_S = 10.0  # a full queue is logged at most this often (with the count so far)
+UNKNOWN_EXPORTER = "unknown_otlp_exporter"  # otel.component.type of an exporter that does not say
+OTHER_FAILURE = "_OTHER"  # error.type of items whose export failed without an exception
+_SIGNAL_ITEM = {"traces": "span", "logs": "log", "metrics": "metric"}  # in the exporters' component types
 # A request: a protobuf message (ExportLogsServiceRequest, ExportTraceServiceRequest,
 # ExportMetricsServiceRequest) or one already serialised (bytes), which the exporters send as it is.
 Message = Any
@@ -57,7 +60,17 @@ class _ExportThread:
         self._stopped = False
         self.exported = 0
         self.failed = 0
+        self.failures: collections.Counter[str] = collections.Counter()  # items that failed, by cause
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    @property
+    def exporter_type(self) -> str:
+        """The exporter's ``otel.component.type`` (as the SDK names its OTLP exporters)."""
+        return str(getattr(self._exporter, "component_type", UNKNOWN_EXPORTER))
 
     def force_flush(self) -> bool:
         """Export what there is now, on the caller's thread; True when every export succeeded."""
@@ -96,13 +109,16 @@ class _ExportThread:
                 sent = self._exporter.export_request(request, count)
             finally:
                 self._rest(cpu_start_s)
-        except Exception:
+        except Exception as exc:
             log.exception("%s: exporting %d items failed", self._thread.name, count)
-            sent = False
+            self.failed += count
+            self.failures[type(exc).__qualname__] += count
+            return False
         if sent:
             self.exported += count
-        else:
+        else:  # the exporter gave up (after its retries) without telling why
             self.failed += count
+            self.failures[OTHER_FAILURE] += count
         return sent
 
 
@@ -253,6 +269,8 @@ def grpc_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
     base: Any = {"logs": OTLPLogExporter, "traces": OTLPSpanExporter, "metrics": OTLPMetricExporter}[signal]
 
     class GrpcRequestExporter(base):  # type: ignore[misc]
+        component_type = f"otlp_grpc_{_SIGNAL_ITEM[signal]}_exporter"
+
         def _initialize_channel_and_stub(self) -> None:
             super()._initialize_channel_and_stub()
             self._client = self._stub(_PassBytes(self._channel))  # (also called when the SDK reconnects)
@@ -287,6 +305,8 @@ def http_exporter(signal: Signal, **kwargs: Any) -> RequestExporter:
     base: Any = {"logs": OTLPLogExporter, "traces": OTLPSpanExporter, "metrics": OTLPMetricExporter}[signal]
 
     class HttpRequestExporter(base):  # type: ignore[misc]
+        component_type = f"otlp_http_{_SIGNAL_ITEM[signal]}_exporter"
+
         def export_request(self, request: Message, count: int) -> bool:
             if self._shutdown:
                 return False

@@ -16,7 +16,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, TypeVar
 
@@ -56,6 +56,7 @@ from netobs._otlpdirect import (
 from netobs._protowire import RequestEncoder
 from netobs._resultlogs import RESULT_EVENT_NAME, ResultLog, ResultLogEncoder
 from netobs.config import AgentConfig, ExporterConfig
+from netobs.export_metrics import ExportMetrics
 from netobs.process_metrics import ProcessMetrics
 from netobs.result import ProbeResult
 
@@ -201,6 +202,7 @@ class Telemetry:
             )
             for exporter in (parts.direct_metric_exporters if summed else [])
         ]
+        self.export_metrics = ExportMetrics(meter, self._span_batchers, self._result_logs, self._direct_metrics)
         self._attr_cache: dict[tuple[str, str, str], dict[str, str]] = {}
 
     def _batchers(self) -> list[Batcher[Any] | PeriodicExporter]:
@@ -331,26 +333,33 @@ class InMemoryTelemetry(Telemetry):
 
     def metric_points(self) -> dict[str, list[tuple[dict[str, Any], Any]]]:
         """{instrument name: [(attributes, data point), ...]} of what was recorded so far."""
-        out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
-        data = self.metric_reader.get_metrics_data()
-        if data is None:
-            return out
-        for rm in data.resource_metrics:
-            for sm in rm.scope_metrics:
-                for metric in sm.metrics:
-                    for point in metric.data.data_points:
-                        out.setdefault(metric.name, []).append((dict(point.attributes or {}), point))
-        return out
+        return metric_points(self.metric_reader)
 
     def metric_units(self) -> dict[str, str]:
-        data = self.metric_reader.get_metrics_data()
-        units: dict[str, str] = {}
-        if data is not None:
-            for rm in data.resource_metrics:
-                for sm in rm.scope_metrics:
-                    for metric in sm.metrics:
-                        units[metric.name] = metric.unit or ""
-        return units
+        return metric_units(self.metric_reader)
+
+
+def _metrics_of(reader: InMemoryMetricReader) -> Iterator[Any]:
+    data = reader.get_metrics_data()
+    if data is None:
+        return
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            yield from sm.metrics
+
+
+def metric_points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], Any]]]:
+    """{instrument name: [(attributes, data point), ...]} of what ``reader`` collects now."""
+    out: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+    for metric in _metrics_of(reader):
+        for point in metric.data.data_points:
+            out.setdefault(metric.name, []).append((dict(point.attributes or {}), point))
+    return out
+
+
+def metric_units(reader: InMemoryMetricReader) -> dict[str, str]:
+    """{instrument name: unit} of what ``reader`` collects now."""
+    return {metric.name: metric.unit or "" for metric in _metrics_of(reader)}
 
 
 class _Instruments:

@@ -12,11 +12,54 @@ import os
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from netobs.config import AgentConfig
 from netobs.result import CHECK_TYPES
-from netobs.telemetry import Telemetry
+from netobs.telemetry import Telemetry, TelemetryParts, build_resource, metric_points, metric_units
 from tests.contract.exemplars import result_of_type
 
 GOLDEN = Path(__file__).parent / "golden" / "metric_catalogue.json"
+
+
+class _FailsOnce:
+    """A ``RequestExporter`` whose first request fails."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def export_request(self, request: Any, count: int) -> bool:
+        self.failed, failed = True, self.failed
+        return failed
+
+    def shutdown(self) -> None:
+        pass
+
+
+def export_pipeline_metrics() -> tuple[dict[str, list[tuple[dict[str, Any], Any]]], dict[str, str]]:
+    """(points, units) of the export threads' own counters (``export_metrics``): the in-memory telemetry
+    has no export threads, so these come from the production ``Telemetry`` with exporters in memory whose
+    first request fails (every attribute key shows)."""
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry(
+        build_resource(AgentConfig(agent_id="test-agent", pop="test-pop")),
+        TelemetryParts(
+            metric_readers=[reader],
+            direct_span_exporters=[_FailsOnce()],
+            result_log_exporters=[_FailsOnce()],
+            direct_metric_exporters=[_FailsOnce()],
+        ),
+    )
+    try:
+        for _ in range(2):
+            with telemetry.tracer.start_span("span"):
+                pass
+            telemetry.record(result_of_type("tcp"))
+            telemetry.flush()
+        points = {k: v for k, v in metric_points(reader).items() if k.startswith("otel.sdk.")}
+        return points, metric_units(reader)
+    finally:
+        telemetry.shutdown()
 
 
 def produced_catalogue() -> dict[str, Any]:
@@ -30,9 +73,10 @@ def produced_catalogue() -> dict[str, Any]:
     telemetry.count_skipped("http", "overload")
     telemetry.set_checks(5)
     telemetry.count_reload("applied")
-    units = telemetry.metric_units()
+    export_points, export_units = export_pipeline_metrics()
+    units = telemetry.metric_units() | export_units
     catalogue: dict[str, Any] = {}
-    for name, points in sorted(telemetry.metric_points().items()):
+    for name, points in sorted((telemetry.metric_points() | export_points).items()):
         by_type: dict[str, set[str]] = {}
         for attrs, _ in points:
             by_type.setdefault(str(attrs.get("netobs.check.type", "*")), set()).update(attrs)

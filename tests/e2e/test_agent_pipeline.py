@@ -163,3 +163,40 @@ def test_http_check_trace_joins_the_service_trace(stack: Stack, agent_results: l
     assert len(server) == 1
     parents = [ref["spanID"] for ref in server[0].get("references", []) if ref["refType"] == "CHILD_OF"]
     assert parents and all(service_of.get(p) == "netobs-agent" for p in parents), server[0]
+
+
+def test_agent_export_counters_in_prometheus(stack: Stack, agent: str, agent_results: list[dict[str, Any]]) -> None:
+    """The agent's own export pipeline (``export_metrics``) reaches Prometheus: what each batch processor
+    handed on and each OTLP exporter sent, and the drop counter (queue full) at zero."""
+    sel = f'agent="{agent}",pop="e2e-pop-1"'
+    ports = stack.layout.ports
+
+    def counter(name: str, extra: str = 'error_type=""') -> dict[str, dict[str, Any]]:
+        series = promql(ports, f"{name}{{{sel},{extra}}}")
+        return {s["metric"]["otel_component_name"]: s for s in series if float(s["value"][1]) > 0}
+
+    def both_handed() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        spans = counter("otel_sdk_processor_span_processed_total")
+        logs = counter("otel_sdk_processor_log_processed_total")
+        return (spans, logs) if spans and logs else None
+
+    spans, logs = wait_for("spans and result logs handed to the exporters", both_handed, timeout_s=60)
+    assert (set(spans), set(logs)) == ({"netobs-spans"}, {"netobs-result-logs"})
+    assert spans["netobs-spans"]["metric"]["otel_component_type"] == "batching_span_processor"
+
+    def all_exported() -> dict[str, dict[str, Any]] | None:
+        names = ("span_exported", "log_exported", "metric_data_point_exported")
+        found: dict[str, dict[str, Any]] = {}
+        for name in names:
+            found |= counter(f"otel_sdk_exporter_{name}_total")
+        return found if len(found) == len(names) else None
+
+    exported = wait_for("spans, result logs and metric points exported", all_exported, timeout_s=60)
+    assert {name: s["metric"]["otel_component_type"] for name, s in exported.items()} == {
+        "netobs-spans": "otlp_grpc_span_exporter",
+        "netobs-result-logs": "otlp_grpc_log_exporter",
+        "netobs-metrics": "otlp_grpc_metric_exporter",
+    }
+    for name in ("otel_sdk_processor_span_processed_total", "otel_sdk_processor_log_processed_total"):
+        dropped = promql(ports, f'{name}{{{sel},error_type="queue_full"}}')
+        assert [float(s["value"][1]) for s in dropped] == [0.0], dropped
