@@ -539,6 +539,34 @@ def agent_health() -> dashboard.Dashboard:
     )
     for title, description, unit, expr in process_panels:
         board = board.with_panel(series(title, description, unit, query(expr, legend="{{agent}} ({{pop}})"), w=6))
+    by_component = f"{n.AGENT}, {n.POP}, {n.COMPONENT_NAME}"
+    sent = sel(f'__name__=~"{n.EXPORT_EXPORTED}"', f'{n.ERROR_TYPE}=""', f'{n.AGENT}!=""', variables=(n.POP,))
+    lost = sel(
+        f'__name__=~"{n.EXPORT_PROCESSED}|{n.EXPORT_EXPORTED}"',
+        f'{n.ERROR_TYPE}!=""',
+        f'{n.AGENT}!=""',
+        variables=(n.POP,),
+    )
+    board = board.with_panel(
+        series(
+            "Agent export: sent and lost",
+            "Spans, result logs and metric points each agent's export threads sent to the collector per second, "
+            "and those lost: dropped because the export queue was full (queue_full: the collector down or slow, "
+            "or the agent producing more than it can encode) or in failed exports (the error type). Lost items "
+            "mean gaps in that agent's data although the network may be fine; alert NetobsAgentTelemetryLost.",
+            "ops",
+            query(
+                f"sum by ({by_component}) (rate({sent}[$__rate_interval]))",
+                legend="{{agent}} {{otel_component_name}} sent",
+            ),
+            query(
+                f"sum by ({by_component}, {n.ERROR_TYPE}) (rate({lost}[$__rate_interval]))",
+                legend="{{agent}} {{otel_component_name}} lost: {{error_type}}",
+                ref="B",
+            ),
+            w=24,
+        )
+    )
     board = board.with_row(dashboard.Row("Export (collector side)"))
     board = board.with_panel(
         series(

@@ -45,6 +45,12 @@ PROCESS_CPU: Final = "process_cpu_time_seconds_total"
 PROCESS_MEMORY: Final = "process_memory_usage_bytes"
 PROCESS_FDS: Final = "process_unix_file_descriptor_count"
 
+# The agent's export threads (OTel SDK self-observability counters, agent/netobs/export_metrics.py): items
+# handed to an exporter or dropped (processors), sent or failed (exporters); error_type says what went wrong.
+EXPORT_PROCESSED: Final = "otel_sdk_processor_(span|log)_processed_total"  # regular expressions of names
+EXPORT_EXPORTED: Final = "otel_sdk_exporter_(span|log|metric_data_point)_exported_total"
+COMPONENT_NAME: Final = "otel_component_name"
+
 # Kafka topics (agent/netobs/stack/topics.py).
 RESULTS_TOPIC: Final = "netobs.results"
 ALERTS_TOPIC: Final = "netobs.alerts"
