@@ -13,10 +13,13 @@ For each probe type (icmp, tcp, http) two phases run one after the other on the 
 2. **blackbox**: ``prometheus-blackbox-exporter`` (the Debian package) gets ``/probe?module=<type>&target=...``
    for the same targets at the same cadence (each target once per interval, random offset) from a driver
    in this process; its CPU per probe comes from ``/proc/<pid>/stat`` (utime + stime) over the same window.
-   The driver asks as Prometheus scrapes (``--blackbox-scrape prometheus``, the default): Prometheus's
-   request headers, among them ``Accept-Encoding: gzip``, so the exporter compresses every answer as it
-   does in production ("scrape included"); ``--blackbox-scrape plain`` sends a bare GET instead (cheaper
-   for the exporter: no compression; what this bench measured before the seventh session).
+   By default a real Prometheus (the Debian package) scrapes the exporter, as in production ("scrape
+   included"): one job with every target, ``/probe`` through the usual relabelling, scrape interval =
+   the interval; probes and successes are counted from its ``up`` and ``probe_success`` series
+   (``--blackbox-scrape server``). Without Prometheus, a driver in this process asks with Prometheus's
+   request headers, ``Accept-Encoding: gzip`` among them, each target once per interval at a random
+   offset (``--blackbox-scrape prometheus``); ``--blackbox-scrape plain`` sends a bare GET instead
+   (cheaper for the exporter: no compression; what this bench measured before the seventh session).
 
 Targets: ICMP 127.1.x.y (loopback answers them all); TCP a listener per target on 127.3.x.y:port in a child
 process that accepts and closes; HTTP one nginx on 127.0.0.1:port, one URL path per target; HTTPS the same
@@ -30,7 +33,8 @@ stays on loopback. The two phases do not overlap: blackbox at 2,000 ICMP probes/
     python bench/bench_agent.py --types https --targets 200   # a full TLS handshake per probe
     python bench/bench_agent.py --types tcp --no-blackbox --agent-path /tmp/old/agent   # A/B: another revision
 
-Needs root (raw ICMP sockets, or set net.ipv4.ping_group_range), nginx and prometheus-blackbox-exporter.
+Needs root (raw ICMP sockets, or set net.ipv4.ping_group_range), nginx, prometheus-blackbox-exporter and
+(for the default scrape mode) prometheus.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -431,7 +437,11 @@ class DriverStats:
     latency_s: list[float] = field(default_factory=list)
 
 
-SCRAPE_MODES = {"prometheus": "as Prometheus scrapes (gzip)", "plain": "with bare GETs"}
+SCRAPE_MODES = {
+    "server": "by a real Prometheus",
+    "prometheus": "by a driver with Prometheus's headers (gzip)",
+    "plain": "by a driver with bare GETs",
+}
 
 
 def prometheus_scrape_headers(timeout_s: float) -> str:
@@ -544,6 +554,95 @@ async def drive_blackbox(
     }
 
 
+def _duration(seconds: float) -> str:
+    """A Prometheus duration (milliseconds: intervals below a second are allowed)."""
+    return f"{round(seconds * 1000)}ms"
+
+
+def prometheus_config(exporter: str, module: str, targets: list[str], interval_s: float) -> dict[str, Any]:
+    """A scrape job asking ``exporter`` to probe every target with ``module`` once per interval."""
+    return {
+        "global": {"scrape_interval": _duration(interval_s), "scrape_timeout": _duration(interval_s)},
+        "scrape_configs": [
+            {
+                "job_name": "blackbox",
+                "metrics_path": "/probe",
+                "params": {"module": [module]},
+                "static_configs": [{"targets": targets}],
+                "relabel_configs": [
+                    {"source_labels": ["__address__"], "target_label": "__param_target"},
+                    {"source_labels": ["__param_target"], "target_label": "instance"},
+                    {"target_label": "__address__", "replacement": exporter},
+                ],
+            }
+        ],
+    }
+
+
+def _promql_sum(port: int, expr: str, at: float) -> float:
+    """The sum of ``expr`` at time ``at`` (0 when it has no series)."""
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": f"sum({expr})", "time": at})
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        result = json.load(answer)["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def scrape_with_prometheus(
+    port: int, module: str, targets: list[str], args: argparse.Namespace, pid: int, *, tmp: Path
+) -> dict[str, Any]:
+    """A real Prometheus scrapes the exporter on ``port``; its CPU over the window, and the scrapes and
+    successes in that window from Prometheus's own ``up`` and ``probe_success`` samples."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise RuntimeError("prometheus is not installed (apt-get install prometheus; or --blackbox-scrape prometheus)")
+    config = tmp / "prometheus.yml"
+    config.write_text(json.dumps(prometheus_config(f"127.0.0.1:{port}", module, targets, args.interval_s)))
+    data = tmp / f"prometheus-{module}"
+    prom_port = free_port()
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port("127.0.0.1", prom_port, timeout_s=30)
+        # Prometheus applies new targets a few seconds after it starts: wait for every target's first scrape.
+        deadline = time.monotonic() + 60
+        while _promql_sum(prom_port, "count(up)", time.time()) < len(targets):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"prometheus did not scrape all {len(targets)} targets within 60 s")
+            time.sleep(0.5)
+        time.sleep(args.warmup_s)
+        (user0, sys0), t0 = proc_cpu_s(pid), time.time()
+        time.sleep(args.duration_s)
+        (user1, sys1), t1 = proc_cpu_s(pid), time.time()
+        time.sleep(min(2.0, args.interval_s) + 0.5)  # the window's last scrapes are ingested
+        window = _duration(t1 - t0)
+        done = _promql_sum(prom_port, f"count_over_time(up[{window}])", t1)
+        up = _promql_sum(prom_port, f"sum_over_time(up[{window}])", t1)
+        ok = _promql_sum(prom_port, f"sum_over_time(probe_success[{window}])", t1)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(data, ignore_errors=True)
+    return {
+        "cpu_s": user1 - user0 + sys1 - sys0,
+        "sys_s": sys1 - sys0,
+        "wall_s": t1 - t0,
+        "done": int(done),
+        "ok": int(ok),
+        "errors": int(done - up),  # scrapes that failed (up = 0)
+        "backlog": 0,
+        "gzipped": None,  # Prometheus always asks for gzip; what came back is not seen here
+    }
+
+
 def run_blackbox_phase(kind: str, targets: list[str], args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     binary = shutil.which("prometheus-blackbox-exporter")
     if binary is None:
@@ -570,7 +669,11 @@ def run_blackbox_phase(kind: str, targets: list[str], args: argparse.Namespace, 
     )
     try:
         _wait_port("127.0.0.1", port)
-        return asyncio.run(drive_blackbox(port, kind, targets, args, proc.pid))
+        if args.blackbox_scrape == "server":
+            result = scrape_with_prometheus(port, kind, targets, args, proc.pid, tmp=tmp)
+        else:
+            result = asyncio.run(drive_blackbox(port, kind, targets, args, proc.pid))
+        return result | {"scrape": args.blackbox_scrape}
     finally:
         proc.terminate()
         proc.wait(10)
@@ -620,7 +723,12 @@ def summarise(kind: str, agent: dict[str, Any] | None, blackbox: dict[str, Any] 
             "blackbox_cpu_us_per_probe": blackbox["cpu_s"] / done * 1e6,
             "blackbox_kernel_us_per_probe": blackbox["sys_s"] / done * 1e6,
             "blackbox_errors": blackbox["errors"],
-            "blackbox_gzipped_ratio": blackbox["gzipped"] / max(1, blackbox["done"]),
+            "blackbox_scrape": blackbox["scrape"],
+            **(
+                {"blackbox_gzipped_ratio": blackbox["gzipped"] / max(1, blackbox["done"])}
+                if blackbox["gzipped"] is not None
+                else {}
+            ),
         }
         if agent is not None and row["agent_cpu_us_per_probe"] > 0:
             row["cpu_ratio_blackbox_over_agent"] = row["blackbox_cpu_us_per_probe"] / row["agent_cpu_us_per_probe"]
@@ -655,7 +763,8 @@ def print_row(row: dict[str, Any]) -> None:
         print(
             f"blackbox: {row['blackbox_probes_per_s']:8.1f} probes/s  success {row['blackbox_success_ratio']:.3f}  "
             f"CPU {row['blackbox_cpu_us_per_probe']:7.1f} us/probe (kernel {row['blackbox_kernel_us_per_probe']:.0f})  "
-            f"driver errors {row['blackbox_errors']}  gzipped answers {row['blackbox_gzipped_ratio']:.2f}"
+            f"scrape errors {row['blackbox_errors']}  scraped {SCRAPE_MODES[row['blackbox_scrape']]}"
+            + (f" (gzipped answers {row['blackbox_gzipped_ratio']:.2f})" if "blackbox_gzipped_ratio" in row else "")
         )
     if "cpu_ratio_blackbox_over_agent" in row:
         print(f"blackbox/agent CPU per probe: {row['cpu_ratio_blackbox_over_agent']:.1f}x (goal >= {GOAL_RATIO:g}x)")
@@ -699,10 +808,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ping-sample", type=int, default=10, help="ICMP addresses compared with ping")
     parser.add_argument(
         "--blackbox-scrape",
-        choices=["prometheus", "plain"],
-        default="prometheus",
-        help="how the driver asks blackbox_exporter: with Prometheus's scrape headers, gzip included "
-        "(default), or a bare GET",
+        choices=list(SCRAPE_MODES),
+        default="server",
+        help="who asks blackbox_exporter to probe: a real Prometheus scraping it (server, the default), or a "
+        "driver in the bench with Prometheus's scrape headers, gzip included (prometheus), or with bare GETs "
+        "(plain)",
     )
     parser.add_argument(
         "--loop",
@@ -739,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"bench: {args.targets} targets per type, interval {args.interval_s:g} s, {args.duration_s:g} s measured "
         f"after {args.warmup_s:g} s warm-up; telemetry: OTLP/gRPC metrics+spans+logs to a discarding local sink; "
-        f"loop: {args.loop}; blackbox asked {SCRAPE_MODES[args.blackbox_scrape]}; {os.cpu_count()} CPUs; "
+        f"loop: {args.loop}; blackbox scraped {SCRAPE_MODES[args.blackbox_scrape]}; {os.cpu_count()} CPUs; "
         f"agent from {args.agent_path}",
         flush=True,
     )

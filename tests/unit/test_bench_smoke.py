@@ -55,7 +55,7 @@ def test_bench_agent_runs_and_prints_its_figures(tmp_path: Path) -> None:
         assert row["lateness_p99_ms"] >= row["lateness_p50_ms"] >= 0, (kind, row)
         assert 8 <= row["blackbox_probes_per_s"] <= 24, (kind, row)
         assert row["blackbox_success_ratio"] == 1.0, (kind, row)
-        assert row["blackbox_gzipped_ratio"] == 1.0, (kind, row)  # asked as Prometheus asks: gzip
+        assert row["blackbox_scrape"] == "server", (kind, row)  # a real Prometheus scraped blackbox
         assert row["cpu_ratio_blackbox_over_agent"] > 0, (kind, row)
         assert row["agent_package"] == str(agent_copy / "netobs"), (kind, row)
     assert rows["icmp"]["rtt_vs_ping_addresses"] == 2
@@ -69,6 +69,25 @@ def _bench_module() -> Any:
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.mark.real
+@pytest.mark.parametrize(("mode", "gzipped"), [("prometheus", 1.0), ("plain", 0.0)])
+def test_bench_agent_drives_blackbox_itself_without_prometheus(mode: str, gzipped: float) -> None:
+    """The driver modes: with Prometheus's headers the exporter gzips every answer, with bare GETs none."""
+    flags = f"--targets 8 --duration-s 1.5 --warmup-s 1 --interval-s 0.5 --types tcp --blackbox-scrape {mode}"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), *flags.split(), "--loop", "asyncio", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = next(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{"))
+    assert 8 <= row["blackbox_probes_per_s"] <= 24, row
+    assert row["blackbox_success_ratio"] == 1.0, row
+    assert (row["blackbox_scrape"], row["blackbox_gzipped_ratio"]) == (mode, gzipped), row
 
 
 def test_goal_lines_say_which_goals_each_type_met() -> None:
