@@ -15,13 +15,13 @@ import gc
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from netobs.config import AgentConfig
 from netobs.probes.base import Probe
 from netobs.result import ProbeResult
 from netobs.runner import Runner
 from netobs.telemetry import Telemetry, TelemetryParts, build_resource
+from tests.exporters import CountingExporter
 
 RUNS = 40
 # The HTTP/2 library keeps bound methods of a connection in the connection (its frame dispatch table), so
@@ -36,25 +36,11 @@ def without(garbage: Counter[str], packages: tuple[str, ...]) -> Counter[str]:
     return Counter({name: n for name, n in garbage.items() if name.split(".")[0] not in skip})
 
 
-class DiscardingExporter:
-    """A ``RequestExporter`` that counts the items it was given and drops them."""
-
-    def __init__(self) -> None:
-        self.items = 0
-
-    def export_request(self, request: Any, count: int) -> bool:
-        self.items += count
-        return True
-
-    def shutdown(self) -> None:
-        pass
-
-
 @contextmanager
-def production_runner(probes: dict[str, Probe]) -> Iterator[tuple[Runner, DiscardingExporter]]:
-    """A runner whose results go through the agent's production telemetry path to a discarding exporter
+def production_runner(probes: dict[str, Probe]) -> Iterator[tuple[Runner, CountingExporter]]:
+    """A runner whose results go through the agent's production telemetry path to a counting, discarding exporter
     (metrics, spans and result logs all to the same one)."""
-    exporter = DiscardingExporter()
+    exporter = CountingExporter()
     parts = TelemetryParts(
         direct_metric_exporters=[exporter], direct_span_exporters=[exporter], result_log_exporters=[exporter]
     )

@@ -18,22 +18,9 @@ from netobs.config import AgentConfig
 from netobs.result import CHECK_TYPES
 from netobs.telemetry import Telemetry, TelemetryParts, build_resource, metric_points, metric_units
 from tests.contract.exemplars import result_of_type
+from tests.exporters import CountingExporter
 
 GOLDEN = Path(__file__).parent / "golden" / "metric_catalogue.json"
-
-
-class _FailsOnce:
-    """A ``RequestExporter`` whose first request fails."""
-
-    def __init__(self) -> None:
-        self.failed = False
-
-    def export_request(self, request: Any, count: int) -> bool:
-        self.failed, failed = True, self.failed
-        return failed
-
-    def shutdown(self) -> None:
-        pass
 
 
 def export_pipeline_metrics() -> tuple[dict[str, list[tuple[dict[str, Any], Any]]], dict[str, str]]:
@@ -45,9 +32,9 @@ def export_pipeline_metrics() -> tuple[dict[str, list[tuple[dict[str, Any], Any]
         build_resource(AgentConfig(agent_id="test-agent", pop="test-pop")),
         TelemetryParts(
             metric_readers=[reader],
-            direct_span_exporters=[_FailsOnce()],
-            result_log_exporters=[_FailsOnce()],
-            direct_metric_exporters=[_FailsOnce()],
+            direct_span_exporters=[CountingExporter(fail=1)],
+            result_log_exporters=[CountingExporter(fail=1)],
+            direct_metric_exporters=[CountingExporter(fail=1)],
         ),
     )
     try:

@@ -17,31 +17,10 @@ from netobs.config import parse_config
 from netobs.export_metrics import ExportMetrics
 from netobs.telemetry import INSTRUMENTATION_SCOPE, Telemetry, TelemetryParts, build_resource, metric_points
 from tests.contract.exemplars import result_of_type
+from tests.exporters import CountingExporter
 
 CFG = parse_config("agent_id: a\npop: p")
 SCOPE = InstrumentationScope(INSTRUMENTATION_SCOPE, __version__)
-
-
-class _Flaky:
-    """A ``RequestExporter`` whose first ``fail`` requests fail (raising ``error``, or returning False when
-    it is None); the rest succeed."""
-
-    def __init__(self, fail: int = 0, error: Exception | None = None) -> None:
-        self.fail = fail
-        self.error = error
-        self.items = 0
-
-    def export_request(self, request: Any, count: int) -> bool:
-        if self.fail > 0:
-            self.fail -= 1
-            if self.error is not None:
-                raise self.error
-            return False
-        self.items += count
-        return True
-
-    def shutdown(self) -> None:
-        pass
 
 
 def _values(reader: InMemoryMetricReader, name: str) -> dict[tuple[tuple[str, Any], ...], Any]:
@@ -53,7 +32,7 @@ def _record(i: int) -> ResultLog:
 
 
 def test_a_full_queue_counts_as_processed_with_queue_full() -> None:
-    exporter = _Flaky()
+    exporter = CountingExporter()
     batcher: Batcher[ResultLog] = Batcher(
         ResultLogEncoder(build_resource(CFG), SCOPE), exporter, "logs-under-test", max_queue_size=3
     )
@@ -81,11 +60,13 @@ def test_a_full_queue_counts_as_processed_with_queue_full() -> None:
 )
 def test_failed_exports_are_counted_by_cause(error: Exception | None, cause: str) -> None:
     """An exception names the cause; an exporter that gives up without one is ``_OTHER``."""
-    exporter = _Flaky(fail=1, error=error)
+    exporter = CountingExporter(fail=1, error=error)
     reader = InMemoryMetricReader()
     telemetry = Telemetry(
         build_resource(CFG),
-        TelemetryParts(metric_readers=[reader], direct_span_exporters=[exporter], result_log_exporters=[_Flaky()]),
+        TelemetryParts(
+            metric_readers=[reader], direct_span_exporters=[exporter], result_log_exporters=[CountingExporter()]
+        ),
     )
     try:
         with telemetry.tracer.start_span("first"):
@@ -112,7 +93,7 @@ def test_failed_exports_are_counted_by_cause(error: Exception | None, cause: str
 def test_every_signal_of_the_agent_is_reported() -> None:
     """Through the production ``Telemetry``: results recorded and flushed show up in all five counters."""
     reader = InMemoryMetricReader()
-    exporters = [_Flaky(), _Flaky(), _Flaky()]
+    exporters = [CountingExporter(), CountingExporter(), CountingExporter()]
     telemetry = Telemetry(
         build_resource(CFG),
         TelemetryParts(
