@@ -579,6 +579,14 @@ def prometheus_config(exporter: str, module: str, targets: list[str], interval_s
     }
 
 
+def _prometheus_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:  # not listening yet, or 503 (urllib.error.HTTPError is an OSError)
+        return False
+
+
 def _promql_sum(port: int, expr: str, at: float) -> float:
     """The sum of ``expr`` at time ``at`` (0 when it has no series)."""
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": f"sum({expr})", "time": at})
@@ -611,10 +619,10 @@ def scrape_with_prometheus(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_port("127.0.0.1", prom_port, timeout_s=30)
-        # Prometheus applies new targets a few seconds after it starts: wait for every target's first scrape.
+        # Prometheus answers 503 until its storage is open, and applies new targets a few seconds after it
+        # starts: wait until it is ready and has scraped every target once.
         deadline = time.monotonic() + 60
-        while _promql_sum(prom_port, "count(up)", time.time()) < len(targets):
+        while not _prometheus_ready(prom_port) or _promql_sum(prom_port, "count(up)", time.time()) < len(targets):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"prometheus did not scrape all {len(targets)} targets within 60 s")
             time.sleep(0.5)
