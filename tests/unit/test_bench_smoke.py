@@ -90,6 +90,29 @@ def test_bench_agent_drives_blackbox_itself_without_prometheus(mode: str, gzippe
     assert (row["blackbox_scrape"], row["blackbox_gzipped_ratio"]) == (mode, gzipped), row
 
 
+@pytest.mark.real
+def test_bench_layers_measures_every_layer() -> None:
+    flags = "--targets 8 --duration-s 1 --warmup-s 0.5 --batch 2 --gap-ms 5 --json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH.parent / "bench_layers.py"), *flags.split()],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [(r["type"], r["layer"]) for r in rows] == [
+        *(("tcp", layer) for layer in ("socket", "probe", "spans", "record", "all")),
+        *(("http", layer) for layer in ("probe", "spans", "record", "all")),  # no bare socket layer for HTTP
+    ]
+    for row in rows:
+        assert 100 <= row["runs_per_s"] <= 420, row  # 2 runs every 5 ms: at most 400/s
+        assert row["cpu_us_per_run"] > 0, row
+        assert "MainThread" in row["threads_us_per_run"], row
+    assert "(+" in proc.stdout or "(-" in proc.stdout  # each layer's difference from the one before
+
+
 def test_goal_lines_say_which_goals_each_type_met() -> None:
     bench = _bench_module()
     rows = [
