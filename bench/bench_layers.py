@@ -15,7 +15,9 @@ child process's CPU per run (all threads, and per thread) with one more layer of
 
 Telemetry goes over OTLP/gRPC to the same discarding sink as ``bench_agent.py``; the process is tuned as the
 agent is (``tune_runtime``). The difference between two layers is what the added layer costs in a running
-agent, where code runs with cold caches between wake-ups (several times its cost in a tight loop).
+agent, where code runs with cold caches between wake-ups (several times its cost in a tight loop). Each
+line prints its difference from the layer it adds to: ``probe`` on ``socket``; ``spans``, ``record`` and
+``all`` on ``probe``.
 
     python bench/bench_layers.py                          # tcp and http, every layer, 12 s each
     python bench/bench_layers.py --types tcp --layers socket,all --duration-s 20
@@ -40,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_agent
 
 LAYERS = ("socket", "probe", "spans", "record", "all")
+# What each layer adds to: spans and record each to the bare probe, all (both) to the probe as well.
+BASE = {"probe": "socket", "spans": "probe", "record": "probe", "all": "probe"}
 TYPES = ("tcp", "http")
 
 CHILD = r"""
@@ -148,12 +152,10 @@ def run_layer(
     return row | {"type": kind, "layer": layer}
 
 
-def print_row(row: dict[str, Any], previous: dict[str, Any] | None) -> None:
-    added = (
-        ""
-        if previous is None
-        else f"  ({row['cpu_us_per_run'] - previous['cpu_us_per_run']:+.1f} on {previous['layer']})"
-    )
+def print_row(row: dict[str, Any], base: dict[str, Any] | None) -> None:
+    added = ""
+    if base is not None:
+        added = f"  ({row['cpu_us_per_run'] - base['cpu_us_per_run']:+.1f} on {base['layer']})"
     threads = ", ".join(f"{k} {v:.1f}" for k, v in sorted(row["threads_us_per_run"].items()) if v >= 0.05)
     print(
         f"{row['type']:5} {row['layer']:7} {row['cpu_us_per_run']:7.1f} us/run{added}   "
@@ -201,14 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         for kind in kinds:
             with bench_agent.targets_for(kind, args.targets, tmp) as (targets, _):
-                previous = None
+                measured: dict[str, dict[str, Any]] = {}
                 for layer in layers:
                     if layer == "socket" and kind != "tcp":
                         continue
                     row = run_layer(kind, layer, targets, sink_port, args, tmp=tmp)
-                    print_row(row, previous)
+                    print_row(row, measured.get(BASE.get(layer, "")))
                     rows.append(row)
-                    previous = row
+                    measured[layer] = row
     if args.json:
         for row in rows:
             print(json.dumps(row))
