@@ -242,7 +242,23 @@ def _wait_port(host: str, port: int, timeout_s: float = 10.0) -> None:
 
 # -- phase 1: the agent, in a child process --------------------------------------------------------------
 
-AGENT_CHILD = r"""
+# Source text for the child processes (this bench's and bench_layers.py's): CPU seconds by thread name.
+CHILD_THREAD_CPU = r"""
+def thread_cpu_s():
+    import os, threading
+    out = {}
+    for t in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{t.native_id}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+            out[t.name] = out.get(t.name, 0.0) + (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        except OSError:
+            pass
+    return out
+"""
+
+AGENT_CHILD = (
+    r"""
 import asyncio, json, os, sys, time
 spec = json.loads(sys.argv[1])
 sys.path.insert(0, spec["agent_path"])
@@ -275,18 +291,9 @@ class BenchTelemetry(Telemetry):
         if self.measuring:
             self.lateness_s.append(lateness_s)
 
-def thread_cpu_s():
-    import os, threading
-    out = {}
-    for t in threading.enumerate():
-        try:
-            with open(f"/proc/self/task/{t.native_id}/stat") as fh:
-                f = fh.read().rsplit(")", 1)[1].split()
-            out[t.name] = out.get(t.name, 0.0) + (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return out
-
+"""
+    + CHILD_THREAD_CPU
+    + r"""
 async def main():
     cfg = AgentConfig.model_validate(spec["config"])
     telemetry = BenchTelemetry.from_config(cfg)
@@ -322,6 +329,7 @@ if spec["uvloop"]:
 else:
     asyncio.run(main())
 """
+)
 
 
 def check_config(kind: str, targets: list[str], interval_s: float, tmp: Path) -> dict[str, Any]:

@@ -46,8 +46,9 @@ LAYERS = ("socket", "probe", "spans", "record", "all")
 BASE = {"probe": "socket", "spans": "probe", "record": "probe", "all": "probe"}
 TYPES = ("tcp", "http")
 
-CHILD = r"""
-import asyncio, json, os, sys, threading, time
+CHILD = (
+    r"""
+import asyncio, json, sys, time
 spec = json.loads(sys.argv[1])
 sys.path.insert(0, spec["agent_path"])
 import uvloop
@@ -57,17 +58,9 @@ from netobs.probes._sockio import connect_socket
 from netobs.runner import Runner
 from netobs.telemetry import Telemetry
 
-def thread_cpu_s():
-    out = {}
-    for t in threading.enumerate():
-        try:
-            with open(f"/proc/self/task/{t.native_id}/stat") as fh:
-                f = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[t.name] = out.get(t.name, 0.0) + (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    return out
-
+"""
+    + bench_agent.CHILD_THREAD_CPU
+    + r"""
 async def main():
     cfg = AgentConfig.model_validate(spec["config"])
     telemetry = Telemetry.from_config(cfg)
@@ -118,6 +111,7 @@ async def main():
 
 uvloop.run(main())
 """
+)
 
 
 def run_layer(
