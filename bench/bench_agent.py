@@ -809,6 +809,22 @@ def goal_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def add_agent_path(parser: argparse.ArgumentParser) -> None:
+    """``--agent-path``: which copy of the agent a benchmark runs (this one's and bench_layers.py's)."""
+    parser.add_argument(
+        "--agent-path",
+        type=Path,
+        default=ROOT / "agent",
+        help="the folder holding the netobs package the agent runs from (default: this checkout's agent/); "
+        "for an A/B, a copy of another revision: git archive REV agent | tar -x -C /tmp/old",
+    )
+
+
+def check_agent_path(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not (args.agent_path / "netobs" / "agent.py").is_file():
+        parser.error(f"--agent-path {args.agent_path}: no netobs/agent.py there (want the folder holding netobs/)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", type=int, default=2000, help="targets per probe type (default 2000)")
@@ -836,17 +852,10 @@ def main(argv: list[str] | None = None) -> int:
         default="auto",
         help="agent event loop (auto: uvloop if installed)",
     )
-    parser.add_argument(
-        "--agent-path",
-        type=Path,
-        default=ROOT / "agent",
-        help="the folder holding the netobs package the agent phase runs (default: this checkout's agent/); "
-        "for an A/B, a copy of another revision: git archive REV agent | tar -x -C /tmp/old",
-    )
+    add_agent_path(parser)
     parser.add_argument("--json", action="store_true", help="also print one JSON line per type")
     args = parser.parse_args(argv)
-    if not (args.agent_path / "netobs" / "agent.py").is_file():
-        parser.error(f"--agent-path {args.agent_path}: no netobs/agent.py there (want the folder holding netobs/)")
+    check_agent_path(parser, args)
     if args.warmup_s is None:
         args.warmup_s = 1.5 * args.interval_s
     if args.loop == "auto":

@@ -169,14 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap-ms", type=float, default=5.0, help="between the starts of batches (default 5)")
     parser.add_argument("--duration-s", type=float, default=12.0, help="measured window per layer (default 12)")
     parser.add_argument("--warmup-s", type=float, default=3.0, help="before measuring (default 3)")
-    parser.add_argument(
-        "--agent-path",
-        type=Path,
-        default=bench_agent.ROOT / "agent",
-        help="the folder holding the netobs package (default: this checkout's agent/)",
-    )
+    bench_agent.add_agent_path(parser)
     parser.add_argument("--json", action="store_true", help="also print one JSON line per layer")
     args = parser.parse_args(argv)
+    bench_agent.check_agent_path(parser, args)
     kinds = [k for k in args.types.split(",") if k]
     layers = [layer for layer in args.layers.split(",") if layer]
     for k in kinds:

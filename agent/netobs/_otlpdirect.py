@@ -59,9 +59,13 @@ class _ExportThread:
         self._export_lock = threading.Lock()
         self._stopped = False
         self.exported = 0
-        self.failed = 0
         self.failures: collections.Counter[str] = collections.Counter()  # items that failed, by cause
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def failed(self) -> int:
+        """Items whose export failed, whatever the cause."""
+        return sum(self.failures.values())
 
     @property
     def name(self) -> str:
@@ -102,6 +106,7 @@ class _ExportThread:
     def _send(self, encode: Callable[[], Message], count: int) -> bool:
         """Encode and export one request of ``count`` items, then rest; a failure is logged and counted,
         never raised."""
+        cause = OTHER_FAILURE  # the exporter gave up (after its retries) without telling why
         try:
             request = encode()
             cpu_start_s = time.thread_time()
@@ -111,14 +116,11 @@ class _ExportThread:
                 self._rest(cpu_start_s)
         except Exception as exc:
             log.exception("%s: exporting %d items failed", self._thread.name, count)
-            self.failed += count
-            self.failures[type(exc).__qualname__] += count
-            return False
+            sent, cause = False, type(exc).__qualname__
         if sent:
             self.exported += count
-        else:  # the exporter gave up (after its retries) without telling why
-            self.failed += count
-            self.failures[OTHER_FAILURE] += count
+        else:
+            self.failures[cause] += count
         return sent
 
 
