@@ -2,6 +2,10 @@
 
 Field numbers are those of opentelemetry-proto (common.proto, trace.proto, logs.proto); each encoder's test
 compares its output with the OpenTelemetry SDK's encoder for the same data.
+
+The encoders write their records with ``NATIVE`` (``netobs._wire``, the same writers in C, built by
+``pip install -e .``) when it is there, and with the Python writers otherwise or when the C writer declines
+a batch (values only Python handles); the tests hold the two to the same bytes.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
@@ -16,6 +21,17 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 log = logging.getLogger(__name__)
+
+
+def _load_native() -> ModuleType | None:
+    try:
+        from netobs import _wire
+    except ImportError:
+        return None
+    return _wire
+
+
+NATIVE = _load_native()
 
 T = TypeVar("T")
 _U64 = 0xFFFF_FFFF_FFFF_FFFF

@@ -1,0 +1,253 @@
+"""The C writers (``netobs._wire``) against the Python writers they replace: the same bytes, or a refusal
+that hands the batch to the Python writer (which then warns, drops or raises as it always did)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.trace import SpanKind, StatusCode
+
+from netobs import _protowire
+from netobs._lightspans import _KINDS, _STATUSES, LightSpan, SpanEncoder, encode_spans_python
+from netobs._resultlogs import (
+    RESULT_EVENT_NAME,
+    SEVERITY_INFO,
+    ResultLog,
+    ResultLogEncoder,
+    encode_result_logs_python,
+)
+from tests.unit.test_lightspans import RESOURCE, SCOPE
+
+NATIVE: Any = _protowire.NATIVE
+U64 = 2**64 - 1
+
+
+def test_the_c_writers_are_built() -> None:
+    # The test command builds them (`pip install -e .`); without them the agent silently takes the slow path.
+    assert NATIVE is not None, "netobs._wire is not built: run `pip install -e .` (needs a C compiler)"
+    assert SpanEncoder.encode_slice is not None
+
+
+def _span(name: str = "connect", **fields: Any) -> LightSpan:
+    span = LightSpan(
+        name,
+        trace_id=fields.pop("trace_id", 0x0123456789ABCDEF0123456789ABCDEF),
+        span_id=fields.pop("span_id", 0x1122334455667788),
+        parent_span_id=fields.pop("parent_span_id", None),
+        kind=fields.pop("kind", SpanKind.INTERNAL),
+        attributes=fields.pop("attributes", {}),
+        start_time=fields.pop("start_time", 1_700_000_000_000_000_000),
+        on_end=lambda s: None,
+        parent_is_remote=fields.pop("parent_is_remote", False),
+    )
+    span.events = fields.pop("events", [])
+    span.status_code = fields.pop("status_code", StatusCode.UNSET)
+    span.status_description = fields.pop("status_description", None)
+    span.end_time = fields.pop("end_time", 1_700_000_000_000_250_000)
+    assert not fields, fields
+    return span
+
+
+SPAN_CASES: dict[str, list[LightSpan]] = {
+    "none": [],
+    "root": [_span("tcp 127.0.0.1:80", kind=SpanKind.CLIENT, attributes={"netobs.check.name": "db"})],
+    "child": [_span(parent_span_id=0xA1B2C3D4E5F60708, attributes={"network.peer.port": 5432})],
+    "remote parent": [_span(parent_span_id=1, parent_is_remote=True)],
+    "every kind": [_span(kind=kind) for kind in SpanKind],
+    "error with description": [_span(status_code=StatusCode.ERROR, status_description="HTTP 503")],
+    "error without description": [_span(status_code=StatusCode.ERROR, status_description="")],
+    "ok": [_span(status_code=StatusCode.OK)],
+    "not ended": [_span(end_time=None)],
+    "smallest and largest ids and times": [
+        _span(trace_id=1, span_id=1, start_time=0, end_time=U64),
+        _span(trace_id=2**128 - 1, span_id=U64, parent_span_id=U64, start_time=U64, end_time=0),
+    ],
+    "every value type": [
+        _span(
+            attributes={
+                "str": "ünïcode ✓",
+                "empty": "",
+                "true": True,
+                "false": False,
+                "int": 443,
+                "zero": 0,
+                "negative": -1,
+                "big": 2**70 + 5,
+                "float": 0.25,
+                "nan-free float": -1e300,
+                "bytes": b"\x00\xff",
+                "list": ["a", 1, 2.5, True],
+                "tuple": ("x", "y"),
+                "empty list": [],
+                "nested": [["a"], [1, [2]]],
+            }
+        )
+    ],
+    "events": [
+        _span(
+            events=[
+                ("retry", {"attempt": 2, "tags": ("a", "b")}, 1_500),
+                ("exception", {}, 2_000),
+            ]
+        )
+    ],
+    "long texts (multi-byte lengths)": [
+        _span(
+            "n" * 200,
+            attributes={"url.full": "u" * 20_000, "k" * 130: "v"},
+            status_description="d" * 300,
+            status_code=StatusCode.ERROR,
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("spans", SPAN_CASES.values(), ids=SPAN_CASES.keys())
+def test_spans_are_written_as_the_python_writer_writes_them(spans: list[LightSpan]) -> None:
+    expected = encode_spans_python(spans)
+    assert NATIVE.encode_spans(spans, _KINDS, _STATUSES) == expected
+    request = ExportTraceServiceRequest.FromString(SpanEncoder(RESOURCE, SCOPE).encode(spans))
+    assert [s.name for s in request.resource_spans[0].scope_spans[0].spans] == [s.name for s in spans]
+
+
+def _random_value(rng: random.Random, depth: int = 0) -> Any:
+    choice = rng.randrange(7 if depth < 2 else 5)
+    if choice == 0:
+        return "".join(rng.choice("aZ09 é✓\u2028") for _ in range(rng.randrange(0, 300)))
+    if choice == 1:
+        return rng.random() < 0.5
+    if choice == 2:
+        return rng.randrange(-(2**70), 2**70)
+    if choice == 3:
+        return rng.uniform(-1e9, 1e9)
+    if choice == 4:
+        return rng.randbytes(rng.randrange(0, 40))
+    items = [_random_value(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
+    return items if choice == 5 else tuple(items)
+
+
+def _random_span(rng: random.Random) -> LightSpan:
+    attrs = {f"k{i}.{rng.randrange(10**6)}": _random_value(rng) for i in range(rng.randrange(0, 6))}
+    events = [(f"e{i}", {"n": _random_value(rng)}, rng.randrange(2**64)) for i in range(rng.randrange(0, 2))]
+    return _span(
+        "x" * rng.randrange(0, 150),
+        trace_id=rng.randrange(1, 2**128),
+        span_id=rng.randrange(1, 2**64),
+        parent_span_id=rng.choice([None, rng.randrange(1, 2**64)]),
+        parent_is_remote=rng.random() < 0.3,
+        kind=rng.choice(list(SpanKind)),
+        attributes=attrs,
+        events=events,
+        start_time=rng.randrange(2**64),
+        end_time=rng.choice([None, rng.randrange(2**64)]),
+        status_code=rng.choice(list(StatusCode)),
+        status_description=rng.choice([None, "", "boom ✗"]),
+    )
+
+
+def test_random_spans_are_written_as_the_python_writer_writes_them() -> None:
+    rng = random.Random(20261123)
+    for _ in range(300):
+        spans = [_random_span(rng) for _ in range(rng.randrange(1, 5))]
+        assert NATIVE.encode_spans(spans, _KINDS, _STATUSES) == encode_spans_python(spans)
+
+
+def test_a_value_only_python_handles_sends_the_batch_to_the_python_writer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    spans = [_span(attributes={"ok": 1}), _span(attributes={"a dict": {"x": 1}, "kept": "yes"})]
+    assert NATIVE.encode_spans(spans, _KINDS, _STATUSES) is None
+    with caplog.at_level(logging.WARNING, logger="netobs._protowire"):
+        encoded = SpanEncoder(RESOURCE, SCOPE).encode_slice(spans)
+    assert encoded == encode_spans_python(spans)
+    assert "a dict dropped" in caplog.text
+    request = ExportTraceServiceRequest.FromString(SpanEncoder(RESOURCE, SCOPE).encode(spans))
+    assert [a.key for a in request.resource_spans[0].scope_spans[0].spans[1].attributes] == ["kept"]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"name": "lone \ud800 surrogate"}, UnicodeEncodeError),
+        ({"start_time": -1}, Exception),
+        ({"trace_id": 2**128}, OverflowError),
+        ({"kind": "client"}, KeyError),
+    ],
+    ids=["text that is not UTF-8", "negative time", "id too large", "not a SpanKind"],
+)
+def test_what_the_python_writer_rejects_it_still_rejects(change: dict[str, Any], error: type[Exception]) -> None:
+    span = _span()
+    for key, value in change.items():
+        setattr(span, key, value)
+    assert NATIVE.encode_spans([span], _KINDS, _STATUSES) is None
+    with pytest.raises(error):
+        SpanEncoder(RESOURCE, SCOPE).encode_slice([span])
+
+
+def _log(body: str = '{"success":true}', **fields: Any) -> ResultLog:
+    return (
+        fields.get("time_ns", 1_700_000_000_123_000_000),
+        fields.get("observed_ns", 1_700_000_000_124_000_000),
+        body,
+        fields.get("check_name", "web"),
+        fields.get("check_type", "http"),
+        fields.get("result_id", "6f1c2a1e-4b7d-4f3e-9a51-0c2d7e8f9a10"),
+    )
+
+
+LOG_CASES: dict[str, list[ResultLog]] = {
+    "none": [],
+    "one": [_log()],
+    "several": [_log(), _log(result_id="another"), _log(check_name="dns-root", check_type="dns")],
+    "unicode": [_log('{"error_message":"délai dépassé ✗"}', check_name="prüfung")],
+    "a body with a 3-byte length": [_log("b" * 70_000)],
+    "extreme times": [_log(time_ns=0, observed_ns=U64)],
+    "empty strings": [_log("", check_name="", check_type="", result_id="")],
+}
+
+
+@pytest.mark.parametrize("records", LOG_CASES.values(), ids=LOG_CASES.keys())
+def test_result_logs_are_written_as_the_python_writer_writes_them(records: list[ResultLog]) -> None:
+    expected = encode_result_logs_python(records)
+    assert NATIVE.encode_result_logs(records, SEVERITY_INFO, RESULT_EVENT_NAME) == expected
+    encoder = ResultLogEncoder(RESOURCE, SCOPE)
+    request = ExportLogsServiceRequest.FromString(encoder.encode(records))
+    bodies = [r.body.string_value for rl in request.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    assert bodies == [r[2] for r in records]
+
+
+@pytest.mark.parametrize(
+    ("record", "error"),
+    [
+        (_log(time_ns=-5), Exception),
+        (_log("lone \udfff"), UnicodeEncodeError),
+        (_log(check_name=None), None),  # type: ignore[arg-type]
+    ],
+    ids=["negative time", "text that is not UTF-8", "not a string (dropped with a warning)"],
+)
+def test_a_log_record_only_python_handles_goes_to_the_python_writer(
+    record: ResultLog, error: type[Exception] | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch = [_log(), record]
+    assert NATIVE.encode_result_logs(batch, SEVERITY_INFO, RESULT_EVENT_NAME) is None
+    encoder = ResultLogEncoder(RESOURCE, SCOPE)
+    if error is not None:
+        with pytest.raises(error):
+            encoder.encode_slice(batch)
+        return
+    assert encoder.encode_slice(batch) == encode_result_logs_python(batch)
+    assert "netobs.check.name dropped" in caplog.text
+
+
+def test_wrong_arguments_are_type_errors() -> None:
+    with pytest.raises(TypeError, match="encode_spans"):
+        NATIVE.encode_spans([], list(_KINDS), _STATUSES)
+    with pytest.raises(TypeError, match="encode_result_logs"):
+        NATIVE.encode_result_logs([], "9", RESULT_EVENT_NAME)
+    with pytest.raises(TypeError, match="sequence"):
+        NATIVE.encode_spans(5, _KINDS, _STATUSES)
