@@ -198,6 +198,23 @@ class LightTracer(trace.Tracer):
             parent_is_remote=parent_remote,
         )
 
+    def start_child(self, parent: LightSpan, name: str, attributes: types.Attributes = None) -> LightSpan:
+        """``start_span(name, context=set_span_in_context(parent), attributes=attributes)`` without the
+        context: an internal span under one of this tracer's spans (a run's phases, several per run)."""
+        span_id = self._getrandbits(64)
+        while not span_id:
+            span_id = self._getrandbits(64)
+        return LightSpan(
+            name,
+            trace_id=parent.trace_id,
+            span_id=span_id,
+            parent_span_id=parent.span_id,
+            kind=SpanKind.INTERNAL,
+            attributes=dict(attributes) if attributes else {},
+            start_time=time.time_ns(),
+            on_end=self._on_end,
+        )
+
     @_agnosticcontextmanager
     def start_as_current_span(  # noqa: PLR0917 (the tracing API's signature)
         self,

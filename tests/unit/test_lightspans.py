@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -17,9 +18,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from netobs import __version__
-from netobs._lightspans import LightSpan, LightTracer, SpanEncoder
+from netobs._lightspans import LightSpan, LightTracer, SpanEncoder, encode_spans_python
 from netobs.config import parse_config
-from netobs.probes.base import Outcome, ProbeContext
+from netobs.probes.base import Outcome, ProbeContext, child_span
 from netobs.runner import Runner
 from netobs.telemetry import INSTRUMENTATION_SCOPE, Telemetry, build_resource
 from tests.unit.test_resultlogs import otlp_telemetry
@@ -152,6 +153,37 @@ def test_start_as_current_span_is_current_and_records_the_exception() -> None:
     assert outer_span.status_code is StatusCode.ERROR
     ((name, attrs, _),) = outer_span.events
     assert name == "exception" and attrs["exception.type"] == "ValueError" and attrs["exception.message"] == "bad"
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [None, {}, {"network.peer.address": "127.0.0.1", "network.peer.port": 9}],
+    ids=["none", "empty", "two"],
+)
+def test_a_phase_child_without_a_context_is_the_span_the_context_gives(attributes: dict[str, Any] | None) -> None:
+    spans: list[list[LightSpan]] = [[], []]
+    via_context, direct = (LightTracer(ended.append, random.Random(7)) for ended in spans)
+    roots = [t.start_span("tcp 127.0.0.1:9", kind=SpanKind.CLIENT) for t in (via_context, direct)]
+    children = [
+        via_context.start_span("connect", context=trace.set_span_in_context(roots[0]), attributes=attributes),
+        child_span(direct, roots[1], "connect", attributes),
+    ]
+    for child, root in zip(children, roots, strict=True):
+        assert child.parent_span_id == root.span_id and child.trace_id == root.trace_id
+        child.set_attribute("late", True)
+        child.start_time, child.end_time = 1_000, 2_000
+        child._on_end(child)
+    assert spans[0] and encode_spans_python(spans[0]) == encode_spans_python(spans[1])
+    # Any other tracer or parent goes through the context, as before.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sdk = provider.get_tracer("t")
+    sdk_root = sdk.start_span("root")
+    child_span(sdk, sdk_root, "connect", attributes).end()
+    (finished,) = exporter.get_finished_spans()
+    assert finished.parent is not None and finished.parent.span_id == sdk_root.get_span_context().span_id
+    assert dict(finished.attributes or {}) == dict(attributes or {})
 
 
 class _Traced:

@@ -36,7 +36,7 @@ from netobs.probes._traceroute_core import (
     trim_replies,
 )
 from netobs.probes._traceroute_net import IcmpFlow, RawSockets, TcpFlow, UdpFlow, preferred_port
-from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
+from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, child_span
 from netobs.result import ErrorType, TracerouteHop, TraceroutePath, TracerouteResult
 
 log = logging.getLogger(__name__)
@@ -417,10 +417,8 @@ async def trace_path(
     sub = ProbeContext(check=ctx.check, target=f"{ip}:{port}", deadline=ctx.deadline, tracer=ctx.tracer)
     span = None
     if ctx.tracer is not None and ctx.span is not None:
-        span = ctx.tracer.start_span(
-            f"traceroute {ip}:{port}",
-            context=trace.set_span_in_context(ctx.span),
-            attributes={"network.peer.address": ip, "network.peer.port": port},
+        span = child_span(
+            ctx.tracer, ctx.span, f"traceroute {ip}:{port}", {"network.peer.address": ip, "network.peer.port": port}
         )
     sub.span = span
     try:
