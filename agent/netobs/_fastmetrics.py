@@ -20,8 +20,9 @@ from a prototype data point per series (attributes, start time and bounds encode
 What the collector receives is field for field what ``encode_metrics`` makes of the merged metrics
 (``tests/unit/test_fastmetrics.py`` compares them).
 
-``record``/``add`` run on the event loop; collection runs on the reader's thread and copies each series
-under the instrument's lock, so an export never shows a count that disagrees with its buckets.
+``record``/``add`` run on the event loop; collection runs on the reader's thread. A histogram series' numbers
+live in a ``Buckets`` object (C, ``_wire.Buckets``, when built; ``PyBuckets`` otherwise) whose ``add`` and
+``snapshot`` are each atomic, so an export never shows a count that disagrees with its buckets.
 """
 
 from __future__ import annotations
@@ -58,17 +59,54 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from netobs._protowire import NATIVE
+
+
+class PyBuckets:
+    """One histogram series' explicit-bucket counts, count, sum, min and max: ``_wire.Buckets`` in Python,
+    the reference for the C type and what runs when it is not built (``add`` under a lock, so that a
+    snapshot from the export thread never sees a count that disagrees with the buckets)."""
+
+    __slots__ = ("_bounds", "_count", "_counts", "_lock", "_max", "_min", "_sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self._bounds = tuple(bounds)
+        self._counts = [0] * (len(self._bounds) + 1)
+        self._count = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        self._lock = threading.Lock()
+
+    def add(self, value: float) -> bool:
+        """Count ``value`` in its bucket; False (dropped, as the SDK does) when negative, NaN or infinite."""
+        if not value >= 0.0 or value == math.inf:  # also false for NaN
+            return False
+        index = bisect_left(self._bounds, value)
+        with self._lock:
+            self._counts[index] += 1
+            self._count += 1
+            self._sum += value
+            self._min = min(self._min, value)
+            self._max = max(self._max, value)
+        return True
+
+    def snapshot(self) -> tuple[int, float, tuple[int, ...], float, float]:
+        """(count, sum, bucket counts, min, max), taken together."""
+        with self._lock:
+            return self._count, self._sum, tuple(self._counts), self._min, self._max
+
+
+# The C type (one call per measurement, atomic under the GIL: no lock on the event loop's path) when built.
+Buckets: Callable[[Sequence[float]], PyBuckets] = NATIVE.Buckets if NATIVE is not None else PyBuckets
+
 
 class _Series:
-    __slots__ = ("attributes", "count", "counts", "max", "min", "proto", "start_ns", "sum")
+    __slots__ = ("attributes", "buckets", "proto", "start_ns")
 
-    def __init__(self, attributes: Mapping[str, Any], buckets: int) -> None:
+    def __init__(self, attributes: Mapping[str, Any], buckets: PyBuckets) -> None:
         self.attributes = attributes
-        self.counts = [0] * buckets
-        self.count = 0
-        self.sum = 0.0
-        self.min = math.inf
-        self.max = -math.inf
+        self.buckets = buckets
         self.start_ns = time.time_ns()
         self.proto: metrics_pb2.HistogramDataPoint | None = None  # built by DirectMetricEncoder
 
@@ -101,36 +139,36 @@ class _Summed:
 class SummedHistogram(_Summed):
     """An explicit-bucket histogram instrument aggregated in this process (cumulative)."""
 
-    def __init__(self, name: str, unit: str, description: str, bounds: Sequence[float]) -> None:
+    def __init__(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        bounds: Sequence[float],
+        buckets: Callable[[Sequence[float]], PyBuckets] = Buckets,
+    ) -> None:
         super().__init__(name, unit, description)
         self.bounds = tuple(float(b) for b in bounds)
+        self._buckets = buckets
         self._series: dict[Hashable, _Series] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # series added (event loop) against series listed (export thread)
 
     def record(self, value: float, key: Hashable, attributes: Callable[[], Mapping[str, Any]]) -> None:
         """Add ``value`` to the series ``key``; ``attributes`` builds its attributes, called only the first
         time the series is seen. Like the SDK's histogram, negative and non-finite values are dropped."""
-        if not value >= 0.0 or value == math.inf:  # also false for NaN
-            return
         series = self._series.get(key)
         if series is None:
-            series = _Series(dict(attributes()), len(self.bounds) + 1)
+            if not value >= 0.0 or value == math.inf:  # also false for NaN: no series for a dropped value
+                return
+            series = _Series(dict(attributes()), self._buckets(self.bounds))
             with self._lock:
-                self._series.setdefault(key, series)
-                series = self._series[key]
-        index = bisect_left(self.bounds, value)
-        with self._lock:
-            series.counts[index] += 1
-            series.count += 1
-            series.sum += value
-            series.min = min(series.min, value)
-            series.max = max(series.max, value)
+                series = self._series.setdefault(key, series)
+        series.buckets.add(value)
 
     def _snapshot(self) -> list[tuple[_Series, int, float, tuple[int, ...], float, float]]:
-        # Copy the numbers under the lock and build the data points outside it: recording (on the event
-        # loop) waits for this lock, so it is held for as short a time as possible.
         with self._lock:
-            return [(s, s.count, s.sum, tuple(s.counts), s.min, s.max) for s in self._series.values()]
+            series = list(self._series.values())
+        return [(s, *s.buckets.snapshot()) for s in series]
 
     def collect(self, now_ns: int) -> Metric | None:
         """The instrument's cumulative metric as of ``now_ns``; None when nothing was recorded."""

@@ -525,6 +525,137 @@ static PyObject *encode_result_logs(PyObject *Py_UNUSED(module), PyObject *const
     return finish(&b, ok);
 }
 
+/* -- Buckets: one histogram series' numbers -------------------------------------------------------------
+ * The explicit-bucket counts, count, sum, min and max of one series (netobs._fastmetrics). `add` is one C
+ * call, so it is atomic under the GIL: a snapshot taken by the metric export thread never sees a count
+ * that disagrees with its buckets, without a lock on the event loop's path. */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n_bounds;
+    double *bounds;
+    unsigned long long *counts; /* n_bounds + 1 */
+    unsigned long long count;
+    double sum;
+    double min;
+    double max;
+} Buckets;
+
+static void Buckets_dealloc(Buckets *self) {
+    PyMem_Free(self->bounds);
+    PyMem_Free(self->counts);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Buckets_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *bounds_arg;
+    static char *keywords[] = {"bounds", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Buckets", keywords, &bounds_arg)) {
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(bounds_arg, "Buckets: bounds must be a sequence of floats");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Buckets *self = (Buckets *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    self->n_bounds = n;
+    self->bounds = PyMem_Calloc((size_t)(n ? n : 1), sizeof(double));
+    self->counts = PyMem_Calloc((size_t)n + 1, sizeof(unsigned long long));
+    self->sum = 0.0;
+    self->min = Py_HUGE_VAL;
+    self->max = -Py_HUGE_VAL;
+    if (self->bounds == NULL || self->counts == NULL) {
+        Py_DECREF(seq);
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double bound = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (bound == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (i > 0 && !(bound > self->bounds[i - 1])) {
+            Py_DECREF(seq);
+            Py_DECREF(self);
+            PyErr_SetString(PyExc_ValueError, "Buckets: bounds must be strictly increasing");
+            return NULL;
+        }
+        self->bounds[i] = bound;
+    }
+    Py_DECREF(seq);
+    return (PyObject *)self;
+}
+
+static PyObject *Buckets_add(Buckets *self, PyObject *arg) {
+    double value = PyFloat_AsDouble(arg);
+    if (value == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!(value >= 0.0) || value == Py_HUGE_VAL) { /* negative, NaN or infinite: dropped, as the SDK does */
+        Py_RETURN_FALSE;
+    }
+    Py_ssize_t lo = 0, hi = self->n_bounds; /* bisect_left: the number of bounds below the value */
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (self->bounds[mid] < value) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    self->counts[lo]++;
+    self->count++;
+    self->sum += value;
+    if (value < self->min) {
+        self->min = value;
+    }
+    if (value > self->max) {
+        self->max = value;
+    }
+    Py_RETURN_TRUE;
+}
+
+static PyObject *Buckets_snapshot(Buckets *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *counts = PyTuple_New(self->n_bounds + 1);
+    if (counts == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i <= self->n_bounds; i++) {
+        PyObject *c = PyLong_FromUnsignedLongLong(self->counts[i]);
+        if (c == NULL) {
+            Py_DECREF(counts);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(counts, i, c);
+    }
+    return Py_BuildValue("(KdNdd)", self->count, self->sum, counts, self->min, self->max);
+}
+
+static PyMethodDef Buckets_methods[] = {
+    {"add", (PyCFunction)Buckets_add, METH_O,
+     "add(value) -> bool: count `value` in its bucket (False: negative, NaN or infinite, dropped)."},
+    {"snapshot", (PyCFunction)Buckets_snapshot, METH_NOARGS,
+     "snapshot() -> (count, sum, bucket counts, min, max), taken atomically."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject BucketsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netobs._wire.Buckets",
+    .tp_basicsize = sizeof(Buckets),
+    .tp_dealloc = (destructor)Buckets_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Buckets(bounds): one histogram series' explicit-bucket counts, count, sum, min and max.",
+    .tp_methods = Buckets_methods,
+    .tp_new = Buckets_new,
+};
+
 static PyMethodDef wire_methods[] = {
     {"encode_spans", (PyCFunction)(void (*)(void))encode_spans, METH_FASTCALL, encode_spans_doc},
     {"encode_result_logs", (PyCFunction)(void (*)(void))encode_result_logs, METH_FASTCALL,
@@ -557,5 +688,18 @@ PyMODINIT_FUNC PyInit__wire(void) {
     if (key_check_name == NULL || key_check_type == NULL || key_result_id == NULL) {
         return NULL;
     }
-    return PyModule_Create(&wire_module);
+    if (PyType_Ready(&BucketsType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&wire_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&BucketsType);
+    if (PyModule_AddObject(module, "Buckets", (PyObject *)&BucketsType) < 0) {
+        Py_DECREF(&BucketsType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

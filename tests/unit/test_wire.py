@@ -1,9 +1,11 @@
-"""The C writers (``netobs._wire``) against the Python writers they replace: the same bytes, or a refusal
-that hands the batch to the Python writer (which then warns, drops or raises as it always did)."""
+"""The C code (``netobs._wire``) against the Python it replaces: the writers give the same bytes, or refuse
+and hand the batch to the Python writer (which then warns, drops or raises as it always did); a histogram
+series' buckets count the same."""
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 from typing import Any
 
@@ -13,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from netobs import _protowire
+from netobs._fastmetrics import PyBuckets, SummedHistogram
 from netobs._lightspans import _KINDS, _STATUSES, LightSpan, SpanEncoder, encode_spans_python
 from netobs._resultlogs import (
     RESULT_EVENT_NAME,
@@ -251,3 +254,46 @@ def test_wrong_arguments_are_type_errors() -> None:
         NATIVE.encode_result_logs([], "9", RESULT_EVENT_NAME)
     with pytest.raises(TypeError, match="sequence"):
         NATIVE.encode_spans(5, _KINDS, _STATUSES)
+
+
+BOUNDS = (0.0, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1, 1.0, 10.0)
+EDGE_VALUES = [0.0, 0.0005, 0.00050001, 1.0, 10.0, 10.5, 1e300, -0.0, -1.0, math.nan, math.inf, -math.inf, 3]
+
+
+@pytest.mark.parametrize("bounds", [BOUNDS, (), (5.0,)], ids=["network latency", "no bounds", "one bound"])
+def test_c_buckets_count_as_the_python_ones(bounds: tuple[float, ...]) -> None:
+    rng = random.Random(11)
+    values = (
+        EDGE_VALUES + [rng.choice(bounds or (1.0,)) for _ in range(50)] + [rng.expovariate(100) for _ in range(500)]
+    )
+    native, python = NATIVE.Buckets(bounds), PyBuckets(bounds)
+    assert [native.add(v) for v in values] == [python.add(v) for v in values]
+    assert native.snapshot() == python.snapshot()
+    count, total, counts, low, high = native.snapshot()
+    assert count == sum(counts) == len(values) - 4  # -1, NaN and both infinities dropped (-0.0 is zero)
+    assert (low, high) == (0.0, 1e300) and math.isclose(total, sum(v for v in values if 0 <= v < math.inf))
+
+
+def test_a_new_series_starts_empty_and_bounds_must_increase() -> None:
+    assert NATIVE.Buckets(BOUNDS).snapshot() == PyBuckets(BOUNDS).snapshot() == (0, 0.0, (0,) * 10, math.inf, -math.inf)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        NATIVE.Buckets((1.0, 1.0))
+    with pytest.raises(TypeError):
+        NATIVE.Buckets(("a",))
+
+
+def test_a_histogram_collects_the_same_points_with_either_buckets() -> None:
+    rng = random.Random(5)
+    collected = []
+    for buckets in (NATIVE.Buckets, PyBuckets):
+        histogram = SummedHistogram("netobs.probe.duration", "s", "d", BOUNDS, buckets=buckets)
+        for _ in range(2_000):
+            target = f"10.0.0.{rng.randrange(20)}"
+            histogram.record(rng.choice([rng.expovariate(50), -1.0]), target, lambda t=target: {"netobs.target": t})
+        metric = histogram.collect(now_ns=1_700_000_000_000_000_000)
+        assert metric is not None
+        collected.append(
+            [(p.attributes, p.count, p.sum, p.bucket_counts, p.min, p.max) for p in metric.data.data_points]
+        )
+        rng = random.Random(5)
+    assert collected[0] == collected[1] and len(collected[0]) == 20
