@@ -173,7 +173,7 @@ class LightTracer(trace.Tracer):
     ) -> LightSpan:
         parent = trace.get_current_span(context)
         parent_remote = False
-        if isinstance(parent, LightSpan):
+        if type(parent) is LightSpan:  # not isinstance: an ABC check per span costs ~0.3 µs
             trace_id, parent_id = parent.trace_id, parent.span_id
         else:
             pc = parent.get_span_context()
