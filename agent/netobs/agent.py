@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from netobs._protowire import NATIVE
 from netobs.config import AgentConfig, ConfigError, load_config
 from netobs.probes import Probe, default_probes
 from netobs.runner import Runner
@@ -91,6 +92,11 @@ class Agent:
         _, added, _ = self.scheduler.apply(self._schedulable(self.cfg))
         self.telemetry.set_checks(len(self.scheduler.job_keys))
         log.info("agent %s at pop %s: %d (check, target) jobs scheduled", self.cfg.agent_id, self.cfg.pop, added)
+        if NATIVE is None:
+            log.warning(
+                "netobs._wire (the agent's C writers and histogram buckets) is not built: the Python ones run "
+                "instead, at more CPU per result; build it with `pip install -e .` (needs gcc and Python headers)"
+            )
 
     def reload(self) -> bool:
         """Re-read the config file; keep the running config if the new one is invalid."""
