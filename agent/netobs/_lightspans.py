@@ -289,14 +289,15 @@ def _span(s: LightSpan) -> bytes:
 class SpanEncoder(RequestEncoder[LightSpan]):
     """Builds serialised ``ExportTraceServiceRequest``s for spans of one resource and scope."""
 
-    def encode_slice(self, items: Sequence[LightSpan]) -> bytes:
-        if NATIVE is not None:
-            encoded: bytes | None = NATIVE.encode_spans(items, _KINDS, _STATUSES)
-            if encoded is not None:
-                return encoded
+    def encode_native(self, items: Sequence[LightSpan]) -> bytes | None:
+        assert NATIVE is not None
+        encoded: bytes | None = NATIVE.encode_spans(items, _KINDS, _STATUSES)
+        return encoded
+
+    def encode_python(self, items: Sequence[LightSpan]) -> bytes:
         return encode_spans_python(items)
 
 
 def encode_spans_python(items: Sequence[LightSpan]) -> bytes:
-    """What ``SpanEncoder.encode_slice`` writes, by the Python writer (the C writer's reference)."""
+    """The spans as ScopeSpans.spans fields, by the Python writer (the C writer's reference)."""
     return b"".join(map(_span, items))

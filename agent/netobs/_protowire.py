@@ -114,7 +114,8 @@ class RequestEncoder(Generic[T]):
 
     Traces and logs share the layout: the request's field 1 holds one ResourceSpans / ResourceLogs
     (resource 1, scope records 2, schema URL 3), which holds one ScopeSpans / ScopeLogs (scope 1, records 2,
-    schema URL 3). A subclass writes the records (``encode_slice``, each with its field 2 tag); resource
+    schema URL 3). A subclass writes the records, each with its field 2 tag, twice over: in C
+    (``encode_native``) and in Python (``encode_python``, the reference); ``encode_slice`` picks. Resource
     and scope are encoded once, by the SDK's own encoders."""
 
     def __init__(self, resource: Resource, scope: InstrumentationScope) -> None:
@@ -124,6 +125,20 @@ class RequestEncoder(Generic[T]):
         self._scope_schema_field = field(b"\x1a", scope.schema_url.encode()) if scope.schema_url else b""
 
     def encode_slice(self, items: Sequence[T]) -> bytes:
+        """The records' fields (each with its field 2 tag): by the C writer when built and it takes them,
+        else by the Python writer."""
+        if NATIVE is not None:
+            encoded = self.encode_native(items)
+            if encoded is not None:
+                return encoded
+        return self.encode_python(items)
+
+    def encode_native(self, items: Sequence[T]) -> bytes | None:
+        """What ``encode_python`` writes, by ``NATIVE`` (called only when it is built); None when the C
+        writer declines (a value only the Python writer handles)."""
+        raise NotImplementedError
+
+    def encode_python(self, items: Sequence[T]) -> bytes:
         raise NotImplementedError
 
     def encode(self, items: Sequence[T]) -> bytes:

@@ -30,16 +30,17 @@ ResultLog = tuple[int, int, str, str, str, str]
 class ResultLogEncoder(RequestEncoder[ResultLog]):
     """Builds serialised ``ExportLogsServiceRequest``s for result logs of one resource and scope."""
 
-    def encode_slice(self, items: Sequence[ResultLog]) -> bytes:
-        if NATIVE is not None:
-            encoded: bytes | None = NATIVE.encode_result_logs(items, SEVERITY_INFO, RESULT_EVENT_NAME)
-            if encoded is not None:
-                return encoded
+    def encode_native(self, items: Sequence[ResultLog]) -> bytes | None:
+        assert NATIVE is not None
+        encoded: bytes | None = NATIVE.encode_result_logs(items, SEVERITY_INFO, RESULT_EVENT_NAME)
+        return encoded
+
+    def encode_python(self, items: Sequence[ResultLog]) -> bytes:
         return encode_result_logs_python(items)
 
 
 def encode_result_logs_python(items: Sequence[ResultLog]) -> bytes:
-    """What ``ResultLogEncoder.encode_slice`` writes, by the Python writer (the C writer's reference)."""
+    """The records as ScopeLogs.log_records fields, by the Python writer (the C writer's reference)."""
     return b"".join(map(_record, items))
 
 

@@ -412,32 +412,52 @@ PyDoc_STRVAR(encode_spans_doc,
              "`kinds`: the SpanKind members in protobuf order (INTERNAL first); `statuses`: the StatusCode\n"
              "members (UNSET, OK, ERROR). None when a span holds something only the Python writer handles.");
 
-static PyObject *encode_spans(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "encode_spans(spans, kinds: tuple, statuses: tuple)");
-        return NULL;
-    }
-    PyObject *seq = PySequence_Fast(args[0], "encode_spans: spans must be a sequence");
+/* Writes each item of the sequence `items` with `put_item`; the entry points' shared loop. */
+typedef int (*put_item_fn)(Buf *b, PyObject *item, void *context);
+
+static PyObject *encode_each(PyObject *items, const char *not_a_sequence, put_item_fn put_item, void *context) {
+    PyObject *seq = PySequence_Fast(items, not_a_sequence);
     if (seq == NULL) {
         return NULL;
     }
     Buf b = {NULL, 0, 0};
     int ok = 1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **spans = PySequence_Fast_ITEMS(seq);
+    PyObject **item = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t i = 0; i < n && ok; i++) {
-        PyObject *f[S_COUNT] = {NULL};
-        for (int k = 0; k < S_COUNT && ok; k++) {
-            f[k] = PyObject_GetAttr(spans[i], span_fields[k]);
-            ok = f[k] != NULL;
-        }
-        ok = ok && put_span(&b, f, args[1], args[2]) == 0;
-        for (int k = 0; k < S_COUNT; k++) {
-            Py_XDECREF(f[k]);
-        }
+        ok = put_item(&b, item[i], context) == 0;
     }
     Py_DECREF(seq);
     return finish(&b, ok);
+}
+
+typedef struct {
+    PyObject *kinds;
+    PyObject *statuses;
+} SpanContext;
+
+static int put_span_item(Buf *b, PyObject *span, void *context) {
+    SpanContext *c = context;
+    PyObject *f[S_COUNT] = {NULL};
+    int ok = 1;
+    for (int k = 0; k < S_COUNT && ok; k++) {
+        f[k] = PyObject_GetAttr(span, span_fields[k]);
+        ok = f[k] != NULL;
+    }
+    ok = ok && put_span(b, f, c->kinds, c->statuses) == 0;
+    for (int k = 0; k < S_COUNT; k++) {
+        Py_XDECREF(f[k]);
+    }
+    return ok ? 0 : -1;
+}
+
+static PyObject *encode_spans(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "encode_spans(spans, kinds: tuple, statuses: tuple)");
+        return NULL;
+    }
+    SpanContext context = {args[1], args[2]};
+    return encode_each(args[0], "encode_spans: spans must be a sequence", put_span_item, &context);
 }
 
 PyDoc_STRVAR(encode_result_logs_doc,
@@ -501,28 +521,26 @@ static int put_log(Buf *b, PyObject *record, uint64_t severity, PyObject *event_
     return 0;
 }
 
+typedef struct {
+    uint64_t severity;
+    PyObject *event_name;
+} LogContext;
+
+static int put_log_item(Buf *b, PyObject *record, void *context) {
+    LogContext *c = context;
+    return put_log(b, record, c->severity, c->event_name);
+}
+
 static PyObject *encode_result_logs(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyLong_Check(args[1]) || !PyUnicode_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError, "encode_result_logs(records, severity_number: int, event_name: str)");
         return NULL;
     }
-    uint64_t severity = PyLong_AsUnsignedLongLong(args[1]);
-    if (severity == (uint64_t)-1 && PyErr_Occurred()) {
+    LogContext context = {PyLong_AsUnsignedLongLong(args[1]), args[2]};
+    if (context.severity == (uint64_t)-1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *seq = PySequence_Fast(args[0], "encode_result_logs: records must be a sequence");
-    if (seq == NULL) {
-        return NULL;
-    }
-    Buf b = {NULL, 0, 0};
-    int ok = 1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    PyObject **records = PySequence_Fast_ITEMS(seq);
-    for (Py_ssize_t i = 0; i < n && ok; i++) {
-        ok = put_log(&b, records[i], severity, args[2]) == 0;
-    }
-    Py_DECREF(seq);
-    return finish(&b, ok);
+    return encode_each(args[0], "encode_result_logs: records must be a sequence", put_log_item, &context);
 }
 
 /* -- Buckets: one histogram series' numbers -------------------------------------------------------------
