@@ -33,7 +33,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from opentelemetry.exporter.otlp.proto.common._internal import (
     _encode_attributes,
@@ -70,7 +70,9 @@ class PyBuckets:
     __slots__ = ("_bounds", "_count", "_counts", "_lock", "_max", "_min", "_sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
-        self._bounds = tuple(bounds)
+        self._bounds = tuple(float(b) for b in bounds)
+        if any(b <= a for a, b in itertools.pairwise(self._bounds)):
+            raise ValueError("Buckets: bounds must be strictly increasing")
         self._counts = [0] * (len(self._bounds) + 1)
         self._count = 0
         self._sum = 0.0
@@ -97,14 +99,22 @@ class PyBuckets:
             return self._count, self._sum, tuple(self._counts), self._min, self._max
 
 
+class SeriesBuckets(Protocol):
+    """What ``PyBuckets`` and the C ``_wire.Buckets`` both are."""
+
+    def add(self, value: float) -> bool: ...
+    def snapshot(self) -> tuple[int, float, tuple[int, ...], float, float]: ...
+
+
+BucketsFactory = Callable[[Sequence[float]], SeriesBuckets]
 # The C type (one call per measurement, atomic under the GIL: no lock on the event loop's path) when built.
-Buckets: Callable[[Sequence[float]], PyBuckets] = NATIVE.Buckets if NATIVE is not None else PyBuckets
+Buckets: BucketsFactory = NATIVE.Buckets if NATIVE is not None else PyBuckets
 
 
 class _Series:
     __slots__ = ("attributes", "buckets", "proto", "start_ns")
 
-    def __init__(self, attributes: Mapping[str, Any], buckets: PyBuckets) -> None:
+    def __init__(self, attributes: Mapping[str, Any], buckets: SeriesBuckets) -> None:
         self.attributes = attributes
         self.buckets = buckets
         self.start_ns = time.time_ns()
@@ -145,7 +155,7 @@ class SummedHistogram(_Summed):
         unit: str,
         description: str,
         bounds: Sequence[float],
-        buckets: Callable[[Sequence[float]], PyBuckets] = Buckets,
+        buckets: BucketsFactory = Buckets,
     ) -> None:
         super().__init__(name, unit, description)
         self.bounds = tuple(float(b) for b in bounds)

@@ -160,6 +160,13 @@ class LightTracer(trace.Tracer):
         self._on_end = on_end
         self._getrandbits = (rng or random.Random()).getrandbits
 
+    def _random_id(self, bits: int) -> int:
+        """A random id of ``bits`` bits, never zero (the invalid id), as the SDK's generator gives."""
+        value = self._getrandbits(bits)
+        while not value:
+            value = self._getrandbits(bits)
+        return value
+
     def start_span(  # noqa: PLR0917 (the tracing API's signature)
         self,
         name: str,
@@ -180,16 +187,11 @@ class LightTracer(trace.Tracer):
             if pc.is_valid:
                 trace_id, parent_id, parent_remote = pc.trace_id, pc.span_id, pc.is_remote
             else:
-                trace_id, parent_id = 0, None
-                while not trace_id:
-                    trace_id = self._getrandbits(128)
-        span_id = 0
-        while not span_id:
-            span_id = self._getrandbits(64)
+                trace_id, parent_id = self._random_id(128), None
         return LightSpan(
             name,
             trace_id=trace_id,
-            span_id=span_id,
+            span_id=self._random_id(64),
             parent_span_id=parent_id,
             kind=kind,
             attributes=dict(attributes) if attributes else {},
@@ -201,13 +203,10 @@ class LightTracer(trace.Tracer):
     def start_child(self, parent: LightSpan, name: str, attributes: types.Attributes = None) -> LightSpan:
         """``start_span(name, context=set_span_in_context(parent), attributes=attributes)`` without the
         context: an internal span under one of this tracer's spans (a run's phases, several per run)."""
-        span_id = self._getrandbits(64)
-        while not span_id:
-            span_id = self._getrandbits(64)
         return LightSpan(
             name,
             trace_id=parent.trace_id,
-            span_id=span_id,
+            span_id=self._random_id(64),
             parent_span_id=parent.span_id,
             kind=SpanKind.INTERNAL,
             attributes=dict(attributes) if attributes else {},

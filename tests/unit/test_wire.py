@@ -276,8 +276,11 @@ def test_c_buckets_count_as_the_python_ones(bounds: tuple[float, ...]) -> None:
 
 def test_a_new_series_starts_empty_and_bounds_must_increase() -> None:
     assert NATIVE.Buckets(BOUNDS).snapshot() == PyBuckets(BOUNDS).snapshot() == (0, 0.0, (0,) * 10, math.inf, -math.inf)
-    with pytest.raises(ValueError, match="strictly increasing"):
-        NATIVE.Buckets((1.0, 1.0))
+    for buckets in (NATIVE.Buckets, PyBuckets):
+        with pytest.raises(ValueError, match="strictly increasing"):
+            buckets((1.0, 1.0))
+        with pytest.raises(ValueError, match="strictly increasing"):
+            buckets((2.0, 1.0))
     with pytest.raises(TypeError):
         NATIVE.Buckets(("a",))
 
