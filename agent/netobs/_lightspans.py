@@ -23,7 +23,7 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
@@ -37,6 +37,8 @@ from netobs._protowire import NATIVE, ONE_BYTE, PACK_FIXED32, PACK_FIXED64, Requ
 log = logging.getLogger(__name__)
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_INTERNAL = SpanKind.INTERNAL
+_UNSET = StatusCode.UNSET
 _HAS_IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 _KIND = {kind: kind.value + 1 for kind in SpanKind}  # the protobuf enum has UNSPECIFIED = 0 first
@@ -45,8 +47,11 @@ _KINDS = tuple(sorted(SpanKind, key=lambda kind: kind.value))
 _STATUSES = tuple(sorted(StatusCode, key=lambda code: code.value))
 
 
-class LightSpan(trace.Span):
-    """A recording span that stores its data and is handed to ``on_end`` when it ends."""
+class PySpanCore:
+    """A span's data, and its ``end``: the Python reference of ``_wire.SpanCore`` (same fields, same
+    positional constructor), which ``LightSpan`` derives from when the C module is not built.
+    ``start_time`` None means now; ``end`` stamps the end (now unless given) and hands the span to
+    ``on_end``, once."""
 
     __slots__ = (
         "_context",
@@ -65,19 +70,21 @@ class LightSpan(trace.Span):
         "trace_id",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 (the C type's positional constructor)
         self,
         name: str,
-        *,
         trace_id: int,
         span_id: int,
         parent_span_id: int | None,
         kind: SpanKind,
         attributes: dict[str, Any],
-        start_time: int,
-        on_end: Callable[[LightSpan], None],
-        parent_is_remote: bool = False,
+        start_time: int | None,
+        on_end: Callable[[Any], None],
+        parent_is_remote: bool,
+        status_code: StatusCode,
     ) -> None:
+        if not isinstance(attributes, dict):
+            raise TypeError("SpanCore: attributes must be a dict")
         self.name = name
         self.trace_id = trace_id
         self.span_id = span_id
@@ -86,12 +93,31 @@ class LightSpan(trace.Span):
         self.kind = kind
         self.attributes = attributes
         self.events: list[tuple[str, dict[str, Any], int]] = []
-        self.start_time = start_time
+        self.start_time = time.time_ns() if start_time is None else start_time
         self.end_time: int | None = None
-        self.status_code = StatusCode.UNSET
+        self.status_code = status_code
         self.status_description: str | None = None
         self._context: SpanContext | None = None
         self._on_end = on_end
+
+    def end(self, end_time: int | None = None) -> None:
+        if self.end_time is not None:
+            return
+        self.end_time = end_time or time.time_ns()
+        self._on_end(self)
+
+
+if TYPE_CHECKING:
+    _SpanCore = PySpanCore
+else:
+    _SpanCore = PySpanCore if NATIVE is None else NATIVE.SpanCore
+
+
+class LightSpan(_SpanCore, trace.Span):
+    """A recording span that stores its data and is handed to ``on_end`` when it ends (its data and ``end``
+    are ``SpanCore``'s: in C when the module is built)."""
+
+    __slots__ = ()
 
     def get_span_context(self) -> SpanContext:
         if self._context is None:
@@ -146,11 +172,14 @@ class LightSpan(trace.Span):
         attrs.update(attributes or {})
         self.add_event("exception", attrs, timestamp)
 
-    def end(self, end_time: int | None = None) -> None:
-        if self.end_time is not None:
-            return
-        self.end_time = end_time or time.time_ns()
-        self._on_end(self)
+
+def span_ids(span: trace.Span) -> tuple[int, int, bool]:
+    """(trace id, span id, sampled) of ``span``: a light span's own fields (always sampled), any other span's
+    ``SpanContext`` (whose construction and checks cost ~1 µs, for ids the light span holds already)."""
+    if type(span) is LightSpan:  # exact type: an ABC isinstance check costs more than it saves
+        return span.trace_id, span.span_id, True
+    sc = span.get_span_context()
+    return sc.trace_id, sc.span_id, sc.trace_flags.sampled
 
 
 class LightTracer(trace.Tracer):
@@ -190,14 +219,15 @@ class LightTracer(trace.Tracer):
                 trace_id, parent_id = self._random_id(128), None
         return LightSpan(
             name,
-            trace_id=trace_id,
-            span_id=self._random_id(64),
-            parent_span_id=parent_id,
-            kind=kind,
-            attributes=dict(attributes) if attributes else {},
-            start_time=start_time or time.time_ns(),
-            on_end=self._on_end,
-            parent_is_remote=parent_remote,
+            trace_id,
+            self._random_id(64),
+            parent_id,
+            kind,
+            dict(attributes) if attributes else {},
+            start_time or None,
+            self._on_end,
+            parent_remote,
+            _UNSET,
         )
 
     def start_child(self, parent: LightSpan, name: str, attributes: types.Attributes = None) -> LightSpan:
@@ -205,13 +235,15 @@ class LightTracer(trace.Tracer):
         context: an internal span under one of this tracer's spans (a run's phases, several per run)."""
         return LightSpan(
             name,
-            trace_id=parent.trace_id,
-            span_id=self._random_id(64),
-            parent_span_id=parent.span_id,
-            kind=SpanKind.INTERNAL,
-            attributes=dict(attributes) if attributes else {},
-            start_time=time.time_ns(),
-            on_end=self._on_end,
+            parent.trace_id,
+            self._random_id(64),
+            parent.span_id,
+            _INTERNAL,
+            dict(attributes) if attributes else {},
+            None,
+            self._on_end,
+            False,
+            _UNSET,
         )
 
     @_agnosticcontextmanager

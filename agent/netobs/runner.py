@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from netobs._lightspans import span_ids
 from netobs.probes.base import Outcome, Probe, ProbeContext
 from netobs.result import ErrorType, ProbeResult
 
@@ -148,9 +149,9 @@ class Runner:
 
         trace_id = span_id = None
         if span is not None:
-            sc = span.get_span_context()
-            trace_id = format(sc.trace_id, "032x")
-            span_id = format(sc.span_id, "016x")
+            trace_int, span_int, _ = span_ids(span)
+            trace_id = format(trace_int, "032x")
+            span_id = format(span_int, "016x")
             if ctx.resolved_ip:
                 span.set_attribute("network.peer.address", ctx.resolved_ip)
             if not outcome.success:

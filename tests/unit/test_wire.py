@@ -4,9 +4,12 @@ series' buckets count the same."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import random
+import time
+import weakref
 from typing import Any
 
 import pytest
@@ -16,7 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from netobs import _protowire
 from netobs._fastmetrics import PyBuckets, SummedHistogram
-from netobs._lightspans import _KINDS, _STATUSES, LightSpan, SpanEncoder, encode_spans_python
+from netobs._lightspans import _KINDS, _STATUSES, LightSpan, PySpanCore, SpanEncoder, encode_spans_python
 from netobs._resultlogs import (
     RESULT_EVENT_NAME,
     SEVERITY_INFO,
@@ -39,17 +42,17 @@ def test_the_c_writers_are_built() -> None:
 def _span(name: str = "connect", **fields: Any) -> LightSpan:
     span = LightSpan(
         name,
-        trace_id=fields.pop("trace_id", 0x0123456789ABCDEF0123456789ABCDEF),
-        span_id=fields.pop("span_id", 0x1122334455667788),
-        parent_span_id=fields.pop("parent_span_id", None),
-        kind=fields.pop("kind", SpanKind.INTERNAL),
-        attributes=fields.pop("attributes", {}),
-        start_time=fields.pop("start_time", 1_700_000_000_000_000_000),
-        on_end=lambda s: None,
-        parent_is_remote=fields.pop("parent_is_remote", False),
+        fields.pop("trace_id", 0x0123456789ABCDEF0123456789ABCDEF),
+        fields.pop("span_id", 0x1122334455667788),
+        fields.pop("parent_span_id", None),
+        fields.pop("kind", SpanKind.INTERNAL),
+        fields.pop("attributes", {}),
+        fields.pop("start_time", 1_700_000_000_000_000_000),
+        lambda s: None,
+        fields.pop("parent_is_remote", False),
+        fields.pop("status_code", StatusCode.UNSET),
     )
     span.events = fields.pop("events", [])
-    span.status_code = fields.pop("status_code", StatusCode.UNSET)
     span.status_description = fields.pop("status_description", None)
     span.end_time = fields.pop("end_time", 1_700_000_000_000_250_000)
     assert not fields, fields
@@ -158,6 +161,104 @@ def test_random_spans_are_written_as_the_python_writer_writes_them() -> None:
     for _ in range(300):
         spans = [_random_span(rng) for _ in range(rng.randrange(1, 5))]
         assert NATIVE.encode_spans(spans, _KINDS, _STATUSES) == encode_spans_python(spans)
+
+
+def test_spans_of_the_python_core_are_written_the_same_by_attribute_lookup() -> None:
+    # The C writer reads a SpanCore's fields straight from the object and any other span's by name: a
+    # span on the Python core (what LightSpan derives from when the module is not built) takes that path.
+    rng = random.Random(20261124)
+    for _ in range(100):
+        spans = [_random_span(rng) for _ in range(rng.randrange(1, 4))]
+        copies = [_python_core_copy(span) for span in spans]
+        assert not isinstance(copies[0], NATIVE.SpanCore)
+        assert NATIVE.encode_spans(copies, _KINDS, _STATUSES) == encode_spans_python(spans)
+
+
+def _python_core_copy(span: LightSpan) -> PySpanCore:
+    copy = PySpanCore(
+        span.name,
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.kind,
+        span.attributes,
+        span.start_time,
+        lambda s: None,
+        span.parent_is_remote,
+        span.status_code,
+    )
+    copy.events, copy.status_description, copy.end_time = span.events, span.status_description, span.end_time
+    return copy
+
+
+CORES = pytest.mark.parametrize("core", [PySpanCore, "native"], ids=["python", "c"])
+
+
+def _core(core: Any) -> Any:
+    return NATIVE.SpanCore if core == "native" else core
+
+
+@CORES
+def test_a_span_core_keeps_what_it_is_given_and_ends_once(core: Any) -> None:
+    ended: list[Any] = []
+    attrs = {"a": 1}
+    span = _core(core)("dns", 7, 8, None, SpanKind.INTERNAL, attrs, 1_000, ended.append, False, StatusCode.UNSET)
+    fields = (span.name, span.trace_id, span.span_id, span.parent_span_id, span.kind, span.start_time)
+    assert fields == ("dns", 7, 8, None, SpanKind.INTERNAL, 1_000)
+    assert span.attributes is attrs
+    assert (span.events, span.end_time, span.status_code, span.status_description) == ([], None, StatusCode.UNSET, None)
+    assert (span.parent_is_remote, span._context, span._on_end) == (False, None, ended.append)
+    span.end(end_time=5_000)
+    span.end(9_000)  # a second end changes nothing and is not reported again
+    assert span.end_time == 5_000
+    assert ended == [span]
+
+
+@CORES
+def test_a_span_core_stamps_now_when_no_time_is_given(core: Any) -> None:
+    ended: list[Any] = []
+    before = time.time_ns()
+    span = _core(core)("x", 1, 2, 3, SpanKind.CLIENT, {}, None, ended.append, True, StatusCode.UNSET)
+    span.end(0)  # 0 is "now", as `end_time or time.time_ns()` has it
+    after = time.time_ns()
+    assert before <= span.start_time <= span.end_time <= after
+    assert ended == [span]
+
+
+@CORES
+def test_a_span_core_refuses_wrong_arguments(core: Any) -> None:
+    cls = _core(core)
+    with pytest.raises(TypeError):
+        cls("x", 1, 2, None, SpanKind.INTERNAL, {}, None, print, False)  # one short
+    with pytest.raises(TypeError, match="attributes must be a dict"):
+        cls("x", 1, 2, None, SpanKind.INTERNAL, [("a", 1)], None, print, False, StatusCode.UNSET)
+    span = cls("x", 1, 2, None, SpanKind.INTERNAL, {}, None, lambda s: None, False, StatusCode.UNSET)
+    with pytest.raises(TypeError):
+        span.end(1, 2)
+    with pytest.raises(TypeError):
+        span.end(when=1)
+    assert span.end_time is None
+
+
+@CORES
+def test_an_error_in_on_end_reaches_the_caller(core: Any) -> None:
+    def fail(span: Any) -> None:
+        raise RuntimeError("queue closed")
+
+    span = _core(core)("x", 1, 2, None, SpanKind.INTERNAL, {}, None, fail, False, StatusCode.UNSET)
+    with pytest.raises(RuntimeError, match="queue closed"):
+        span.end()
+
+
+def test_a_light_span_on_the_c_core_is_collected_in_a_cycle() -> None:
+    # The C type takes part in garbage collection: a cycle through its fields (here its attributes) is freed.
+    span = LightSpan("x", 1, 2, None, SpanKind.INTERNAL, {}, None, lambda s: None, False, StatusCode.UNSET)
+    assert isinstance(span, NATIVE.SpanCore)
+    span.attributes["self"] = span
+    ref = weakref.ref(span)
+    del span
+    gc.collect()
+    assert ref() is None
 
 
 def test_a_value_only_python_handles_sends_the_batch_to_the_python_writer(

@@ -25,6 +25,7 @@ from typing import ClassVar
 
 from opentelemetry.trace import Span
 
+from netobs._lightspans import span_ids
 from netobs.config import HttpCheck
 from netobs.probes._http_rules import Target, evaluate, next_hop, parse_target, random_traceparent, traceparent
 from netobs.probes._http_wire import (
@@ -217,11 +218,7 @@ class HttpProbe:
         if not check.inject_traceparent:
             return []
         parent = span or ctx.span
-        if parent is not None:
-            sc = parent.get_span_context()
-            value = traceparent(sc.trace_id, sc.span_id, sc.trace_flags.sampled)
-        else:
-            value = random_traceparent()
+        value = traceparent(*span_ids(parent)) if parent is not None else random_traceparent()
         result.traceparent = value
         return [("traceparent", value)]
 
