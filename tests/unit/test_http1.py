@@ -12,7 +12,15 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 import h11
 import pytest
 
-from netobs.probes._http1 import MAX_HEAD_BYTES, BodyTooLarge, ProtocolViolation, ResponseReader, encode_request
+from netobs.probes._http1 import (
+    MAX_HEAD_BYTES,
+    BodyTooLarge,
+    ProtocolViolation,
+    ResponseReader,
+    _fields,
+    _fields_line_by_line,
+    encode_request,
+)
 
 BODY = b"hello netobs"
 
@@ -115,6 +123,39 @@ async def test_the_same_length_twice_is_one_length_and_both_fields_are_kept() ->
 async def test_an_obsolete_folded_line_joins_the_previous_value() -> None:
     raw = b"HTTP/1.1 200 OK\r\nX-Long: one\r\n  two\r\n\tthree\r\nContent-Length: 0\r\n\r\n"
     assert (await _parse(raw))[2] == [("x-long", "one two three"), ("content-length", "0")]
+
+
+def _fields_or_error(read: Callable[[bytes], list[tuple[str, str]]], block: bytes) -> object:
+    try:
+        return read(block)
+    except ProtocolViolation as exc:
+        return str(exc)
+
+
+def test_a_head_read_at_once_gives_what_reading_it_line_by_line_gives() -> None:
+    # Random heads of well-formed and malformed field lines (blanks around values, empty values, Latin-1
+    # bytes, control characters, folded lines, CRLF or LF): the two-regex reading of a plain head and the
+    # line-by-line one agree on the fields, or on the error.
+    rng = random.Random(20261123)
+    pieces = [b"X-A", b"content-length", b"Etag", b":", b": ", b" ", b"\t", b"value", b"\xe9t\xe9", b"\x00", b"\x7f",
+              b'"q"', b"a b", b"\r"]  # fmt: skip
+    plain = errors = 0
+    for _ in range(3000):
+        lines = []
+        for _ in range(rng.randrange(1, 6)):
+            if rng.random() < 0.85:
+                name = rng.choice([b"X-A", b"content-length", b"Etag", b"Set-Cookie"])
+                value = b"".join(rng.choice(pieces[5:]) for _ in range(rng.randrange(0, 4)))
+                line = name + rng.choice([b":", b": ", b":\t"]) + value
+            else:
+                line = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 5)))
+            lines.append(line + rng.choice([b"\r", b""]))
+        block = b"\n".join(lines)
+        expected = _fields_or_error(_fields_line_by_line, block)
+        assert _fields_or_error(_fields, block) == expected, block
+        plain += isinstance(expected, list) and b"\n " not in block and b"\n\t" not in block
+        errors += isinstance(expected, str)
+    assert plain > 500 and errors > 500  # both paths well exercised
 
 
 async def test_head_and_no_body_statuses_read_no_body() -> None:

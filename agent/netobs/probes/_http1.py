@@ -33,6 +33,13 @@ _FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")  # no control character
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 _FIELD_LINE = re.compile(rb"(" + _TOKEN.encode() + rb"):[ \t]*([^\x00\r\n]*?)[ \t]*")
+# A head's field lines all at once (decoded as Latin-1, each line ending in "\n"): the same line syntax
+# as _FIELD_LINE, so a head either matches as a whole and yields the same fields, or is read line by line.
+# The value is taken greedily and its trailing blanks stripped after: the same value as _FIELD_LINE's lazy
+# group, without the regex engine trying the end of the line after every character.
+_FIELD_LINE_TEXT = "(" + _TOKEN + r"):[ \t]*([^\x00\r\n]*)\r?\n"
+_FIELD_BLOCK = re.compile(f"(?:{_FIELD_LINE_TEXT})*")
+_FIELD_LINES = re.compile(_FIELD_LINE_TEXT)
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -72,6 +79,33 @@ def encode_request(method: str, target: str, headers: list[tuple[str, str]], bod
     return head + body
 
 
+def _fields(block: bytes) -> list[tuple[str, str]]:
+    """The header fields (lower-case names) of a head's lines after the status line. A head of plain field
+    lines (the usual one) is checked and read with two regex calls; any other goes line by line."""
+    text = block.decode("latin-1") + "\n" if block else ""
+    if _FIELD_BLOCK.fullmatch(text):
+        return [(name.lower(), value.rstrip(" \t")) for name, value in _FIELD_LINES.findall(text)]
+    return _fields_line_by_line(block)
+
+
+def _fields_line_by_line(block: bytes) -> list[tuple[str, str]]:
+    """The header fields of a head's lines after the status line, one at a time: what a head that is not
+    all plain field lines needs (obsolete line folding; or the first malformed line, named in the error)."""
+    fields: list[tuple[str, str]] = []
+    for raw in block.split(b"\n") if block else ():
+        line = raw.removesuffix(b"\r")
+        if line[:1] in (b" ", b"\t") and fields:  # obs-fold: continues the previous value
+            name, value = fields[-1]
+            more = line.strip(b" \t").decode("latin-1")
+            fields[-1] = (name, f"{value} {more}".strip())
+            continue
+        field = _FIELD_LINE.fullmatch(line)
+        if field is None:
+            raise ProtocolViolation(f"invalid HTTP/1.1 response: header line {line[:80]!r}")
+        fields.append((field[1].decode("ascii").lower(), field[2].decode("latin-1")))
+    return fields
+
+
 class ResponseReader:
     """Reads one HTTP/1.x response from ``read`` (an awaitable byte source, ``b""`` at the end)."""
 
@@ -107,24 +141,14 @@ class ResponseReader:
             await self._more()
         if end.start() > MAX_HEAD_BYTES:
             raise ProtocolViolation(f"invalid HTTP/1.1 response: head longer than {MAX_HEAD_BYTES} bytes")
-        lines = bytes(buf[: end.start()]).split(b"\n")
+        head = bytes(buf[: end.start()])
         del buf[: end.end()]
-        status_line = lines[0].removesuffix(b"\r")
+        status_line, _, block = head.partition(b"\n")
+        status_line = status_line.removesuffix(b"\r")
         match = _STATUS_LINE.fullmatch(status_line)
         if match is None:
             raise ProtocolViolation(f"invalid HTTP/1.1 response: status line {status_line[:80]!r}")
-        fields: list[tuple[str, str]] = []
-        for raw in lines[1:]:
-            line = raw.removesuffix(b"\r")
-            if line[:1] in (b" ", b"\t") and fields:  # obs-fold: continues the previous value
-                name, value = fields[-1]
-                more = line.strip(b" \t").decode("latin-1")
-                fields[-1] = (name, f"{value} {more}".strip())
-                continue
-            field = _FIELD_LINE.fullmatch(line)
-            if field is None:
-                raise ProtocolViolation(f"invalid HTTP/1.1 response: header line {line[:80]!r}")
-            fields.append((field[1].decode("ascii").lower(), field[2].decode("latin-1")))
+        fields = _fields(block)
         return match[1].decode("ascii"), int(match[2]), fields
 
     async def _read_body(self, status: int, fields: list[tuple[str, str]]) -> bytes:
