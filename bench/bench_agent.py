@@ -271,6 +271,13 @@ class BenchTelemetry(Telemetry):
     def setup(self, sample):
         self.lateness_s, self.done, self.ok, self.errors, self.skipped = [], 0, 0, {}, 0
         self.sample = {t: [] for t in sample}
+        self.measured_ms = {}  # what the probes measured: each phase, and ICMP's RTTs
+    def _measured(self, name, value_ms):
+        values = self.measured_ms.get(name)
+        if values is None:
+            values = self.measured_ms[name] = []
+        if len(values) < 200_000:
+            values.append(value_ms)
     def record(self, result):
         super().record(result)
         if self.measuring:
@@ -282,6 +289,13 @@ class BenchTelemetry(Telemetry):
             rtts = self.sample.get(result.target)
             if rtts is not None and result.icmp is not None:
                 rtts.extend(r for r in result.icmp.rtts_ms if r is not None)
+            if result.success:
+                for name, ms in result.phases_ms.items():
+                    self._measured(name, ms)
+                if result.icmp is not None:
+                    for rtt in result.icmp.rtts_ms:
+                        if rtt is not None:
+                            self._measured("rtt", rtt)
     def count_skipped(self, check_type, reason):
         super().count_skipped(check_type, reason)
         if self.measuring:
@@ -317,6 +331,7 @@ async def main():
         "cpu_s": cpu1 - cpu0, "sys_s": sys1 - sys0, "wall_s": t1 - t0, "done": telemetry.done, "ok": telemetry.ok,
         "skipped": telemetry.skipped,
         "lateness_s": telemetry.lateness_s, "sample_rtts_ms": telemetry.sample,
+        "measured_ms": telemetry.measured_ms,
         "errors": sorted(telemetry.errors.items(), key=lambda kv: -kv[1])[:5],
         "thread_cpu_s": {k: v - threads0.get(k, 0.0) for k, v in threads1.items()},
         "loop": type(asyncio.get_running_loop()).__module__,
@@ -716,6 +731,10 @@ def summarise(kind: str, agent: dict[str, Any] | None, blackbox: dict[str, Any] 
             "event_loop": agent["loop"],
             "agent_package": agent["package"],
             "agent_top_errors": agent.get("errors", []),
+            "agent_measured_ms": {
+                name: {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99)}
+                for name, values in agent.get("measured_ms", {}).items()
+            },
             "agent_thread_cpu_us_per_probe": {
                 name: round(cpu_s / done * 1e6, 1) for name, cpu_s in agent.get("thread_cpu_s", {}).items()
             },
@@ -767,6 +786,12 @@ def print_row(row: dict[str, Any]) -> None:
     if row.get("agent_thread_cpu_us_per_probe"):
         threads = ", ".join(f"{k} {v:g}" for k, v in sorted(row["agent_thread_cpu_us_per_probe"].items()))
         print(f"  agent CPU by thread (us/probe): {threads}")
+    if row.get("agent_measured_ms"):
+        measured = ", ".join(
+            f"{name} {v['p50']:.3f} / {v['p99']:.3f}" for name, v in sorted(row["agent_measured_ms"].items())
+        )
+        # On loopback the network takes tens of µs: the rest of a phase is the agent's own delay under load.
+        print(f"  agent measured (ms, p50 / p99 of successful runs): {measured}")
     for message, count in row.get("agent_top_errors", []):
         print(f"  agent failures: {count} x {message}")
     if "rtt_vs_ping_addresses" in row:

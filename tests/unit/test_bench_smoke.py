@@ -58,6 +58,13 @@ def test_bench_agent_runs_and_prints_its_figures(tmp_path: Path) -> None:
         assert row["blackbox_scrape"] == "server", (kind, row)  # a real Prometheus scraped blackbox
         assert row["cpu_ratio_blackbox_over_agent"] > 0, (kind, row)
         assert row["agent_package"] == str(agent_copy / "netobs"), (kind, row)
+    # What the probes measured, per phase (and ICMP's RTTs): loopback figures, well under a second.
+    expected_phases = {"icmp": {"rtt"}, "tcp": {"dns", "connect"}, "http": {"dns", "connect", "ttfb", "transfer"}}
+    for kind, names in expected_phases.items():
+        measured = rows[kind]["agent_measured_ms"]
+        assert names <= set(measured), (kind, measured)
+        assert all(0 <= v["p50"] <= v["p99"] < 1000 for v in measured.values()), (kind, measured)
+    assert {"tls"} <= set(rows["https"]["agent_measured_ms"])
     assert rows["icmp"]["rtt_vs_ping_addresses"] == 2
     assert abs(rows["icmp"]["rtt_vs_ping_median_diff_ms"]) < 2.0
 
