@@ -18,7 +18,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from netobs import __version__
-from netobs._lightspans import LightSpan, LightTracer, SpanEncoder, encode_spans_python
+from netobs._lightspans import LightSpan, LightTracer, SpanEncoder, encode_spans_python, span_ids
 from netobs.config import parse_config
 from netobs.probes.base import Outcome, ProbeContext, child_span
 from netobs.runner import Runner
@@ -260,3 +260,14 @@ def test_unsupported_attribute_values_are_dropped_with_a_warning_and_the_rest_ke
     assert plain(first) == {"a": "x", "n": -3, "big": 2**40}
     assert plain(second) == {"a": "x", "n": -3}
     assert "span attribute bad dropped" in caplog.text and "span attribute weird dropped" in caplog.text
+
+
+def test_span_ids_are_the_span_contexts_for_light_sdk_and_remote_spans() -> None:
+    light = LightTracer(lambda s: None, rng=random.Random(7)).start_span("run")
+    sdk = TracerProvider().get_tracer("t").start_span("run")
+    remote = NonRecordingSpan(SpanContext(5, 6, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT)))
+    for span in (light, sdk, remote):
+        sc = span.get_span_context()
+        assert span_ids(span) == (sc.trace_id, sc.span_id, sc.trace_flags.sampled)
+    assert span_ids(remote) == (5, 6, False)
+    assert span_ids(light)[2] is True
