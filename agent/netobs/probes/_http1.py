@@ -32,14 +32,14 @@ _FIELD_NAME = re.compile(_TOKEN)
 _FIELD_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")  # no control characters but HTAB
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/([0-9]\.[0-9]) ([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
-_FIELD_LINE = re.compile(rb"(" + _TOKEN.encode() + rb"):[ \t]*([^\x00\r\n]*?)[ \t]*")
-# A head's field lines all at once (decoded as Latin-1, each line ending in "\n"): the same line syntax
-# as _FIELD_LINE, so a head either matches as a whole and yields the same fields, or is read line by line.
-# The value is taken greedily and its trailing blanks stripped after: the same value as _FIELD_LINE's lazy
-# group, without the regex engine trying the end of the line after every character.
-_FIELD_LINE_TEXT = "(" + _TOKEN + r"):[ \t]*([^\x00\r\n]*)\r?\n"
-_FIELD_BLOCK = re.compile(f"(?:{_FIELD_LINE_TEXT})*")
-_FIELD_LINES = re.compile(_FIELD_LINE_TEXT)
+# A header field line (decoded as Latin-1): name, value. The value is taken greedily and its trailing blanks
+# stripped after (a lazy group followed by blanks made the regex engine try the end of the line after every
+# character). One syntax for one line, for every line of a head at once (each ending in "\n"), and for a
+# head that has to be read line by line.
+_FIELD = "(" + _TOKEN + r"):[ \t]*([^\x00\r\n]*)"
+_FIELD_LINE = re.compile(_FIELD)
+_FIELD_LINES = re.compile(_FIELD + r"\r?\n")
+_FIELD_BLOCK = re.compile(f"(?:{_FIELD_LINES.pattern})*")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -99,10 +99,10 @@ def _fields_line_by_line(block: bytes) -> list[tuple[str, str]]:
             more = line.strip(b" \t").decode("latin-1")
             fields[-1] = (name, f"{value} {more}".strip())
             continue
-        field = _FIELD_LINE.fullmatch(line)
+        field = _FIELD_LINE.fullmatch(line.decode("latin-1"))
         if field is None:
             raise ProtocolViolation(f"invalid HTTP/1.1 response: header line {line[:80]!r}")
-        fields.append((field[1].decode("ascii").lower(), field[2].decode("latin-1")))
+        fields.append((field[1].lower(), field[2].rstrip(" \t")))
     return fields
 
 
