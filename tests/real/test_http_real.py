@@ -72,6 +72,23 @@ async def test_success(bed: Bed, server: str, path: str, fields: dict[str, Any],
         assert 364.9 < http.tls.cert_expiry_days <= 365.0
 
 
+async def test_an_address_has_no_dns_phase(bed: Bed) -> None:
+    """Nothing is looked up for a URL whose host is an IP address: no dns phase and no dns span."""
+    telemetry = Telemetry.in_memory()
+    result = await _run(_check(bed.url("plain").replace("localhost", "127.0.0.1")), telemetry)
+    assert result.success, result.error_message
+    assert result.resolved_ip == "127.0.0.1"
+    assert set(result.phases_ms) == {"connect", "ttfb", "transfer"}
+    spans = telemetry.span_exporter.get_finished_spans()
+    assert sorted(s.name for s in spans if s.parent is not None) == ["connect", "transfer", "ttfb"]
+
+
+async def test_an_address_of_the_other_family_fails_to_resolve(bed: Bed) -> None:
+    result = await _run(_check(bed.url("plain").replace("localhost", "127.0.0.1"), ip_version="6"))
+    assert (result.success, result.error_type) == (False, "resolve_failed")
+    assert result.error_message == "127.0.0.1 is not an IPv6 address"
+
+
 async def test_certificate_expiring_in_five_days(bed: Bed) -> None:
     result = await _run(_check(bed.url("expiring"), ca_file=str(bed.pki.ca_file)))
     assert result.success, result.error_message

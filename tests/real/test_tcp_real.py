@@ -59,6 +59,26 @@ async def test_port_from_the_check(bed: httpbed.Bed) -> None:
     assert result.tcp.port == bed.port("plain")
 
 
+async def test_an_address_has_no_dns_phase(bed: httpbed.Bed) -> None:
+    """Nothing is looked up for an IP address: no dns phase and no dns span (as ICMP, ping and curl)."""
+    result = await _run(_check(f"127.0.0.1:{bed.port('plain')}"))
+    assert result.success, result.error_message
+    assert set(result.phases_ms) == {"connect"}
+    assert result.resolved_ip == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("target", "address", "ip_version"), [("127.0.0.1:{port}", "127.0.0.1", "6"), ("[::1]:{port}", "::1", "4")]
+)
+async def test_an_address_of_the_other_family_fails_to_resolve(
+    bed: httpbed.Bed, target: str, address: str, ip_version: str
+) -> None:
+    result = await _run(_check(target.format(port=bed.port("plain")), ip_version=ip_version))
+    assert (result.success, result.error_type) == (False, ErrorType.RESOLVE)
+    assert result.error_message == f"{address} is not an IPv{ip_version} address"
+    assert result.phases_ms == {}
+
+
 @pytest.mark.parametrize(
     ("server", "fields", "expiry_days", "subject"),
     [

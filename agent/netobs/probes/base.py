@@ -13,6 +13,7 @@ Cancellation always propagates.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 from collections.abc import Mapping
@@ -65,6 +66,7 @@ class SystemResolver:
         return seen
 
 
+@functools.lru_cache(maxsize=65536)  # asked on every run of a target
 def is_ip_literal(host: str) -> bool:
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
@@ -73,6 +75,17 @@ def is_ip_literal(host: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def literal_ip(host: str, ip_version: str) -> str | None:
+    """``host`` itself when it is an IP address, None when it is a name to resolve. An address needs no
+    lookup, so a run of it has no dns phase (``ping`` and ``curl`` report none either). Raises
+    ``socket.gaierror`` (a resolve failure) when the address is not of ``ip_version`` ("4" or "6")."""
+    if not is_ip_literal(host):
+        return None
+    if ip_version not in ("auto", "6" if ":" in host else "4"):
+        raise socket.gaierror(socket.EAI_FAMILY, f"{host} is not an IPv{ip_version} address")
+    return host
 
 
 @dataclass(slots=True)

@@ -39,7 +39,7 @@ from netobs.probes._http_wire import (
 )
 from netobs.probes._sockio import SocketStream, connect_socket
 from netobs.probes._stream import Stream, open_stream
-from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
+from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, literal_ip
 from netobs.probes.tls import client_context, tls_info
 from netobs.probes.traceroute import path_trace
 from netobs.result import ErrorType, HttpHop, HttpResult, TlsInfo
@@ -111,11 +111,13 @@ class HttpProbe:
             target = parse_target(url)
         except ValueError as exc:
             raise _Failed(ErrorType.PROTOCOL, f"cannot follow to {url!r}: {exc}") from None
-        with ctx.phase("dns", **{"server.address": target.host}):
-            ips = await self.resolver.resolve(target.host, check.ip_version)
-        if not ips:
-            raise socket.gaierror(socket.EAI_NONAME, f"{target.host} has no address")
-        ip = ips[0]
+        ip = literal_ip(target.host, check.ip_version)
+        if ip is None:
+            with ctx.phase("dns", **{"server.address": target.host}):
+                ips = await self.resolver.resolve(target.host, check.ip_version)
+            if not ips:
+                raise socket.gaierror(socket.EAI_NONAME, f"{target.host} has no address")
+            ip = ips[0]
         ctx.resolved_ip = ip
         first_hop = not result.redirects  # trace the path once per run, to the first server
         async with path_trace(ctx, ip, target.port, enabled=check.trace_path and first_hop):

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from netobs.config import IcmpCheck
 from netobs.probes._icmp_socket import EchoSocket, EchoSocketPool, IcmpPermissionError
-from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, is_ip_literal
+from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, literal_ip
 from netobs.result import ErrorType, IcmpResult
 
 # The probe stops waiting this long (at most a fifth of timeout_s) before the run's deadline, so that it,
@@ -167,7 +167,6 @@ class IcmpProbe:
     def __init__(self, resolver: Resolver | None = None, sockets: EchoSocketPool | None = None) -> None:
         self.resolver = resolver or SystemResolver()
         self.sockets = sockets or EchoSocketPool()
-        self._hosts: dict[str, tuple[str, bool]] = {}  # target -> (host without brackets, an IP literal?)
 
     def close(self) -> None:
         """Close the shared sockets (they are reopened on the next run)."""
@@ -175,22 +174,11 @@ class IcmpProbe:
 
     async def run(self, ctx: ProbeContext) -> Outcome:
         check: IcmpCheck = ctx.check
-        known = self._hosts.get(ctx.target)
-        if known is None:
-            host = ctx.target.removeprefix("[").removesuffix("]")
-            known = (host, is_ip_literal(host))
-            if len(self._hosts) < 100_000:
-                self._hosts[ctx.target] = known
-        host, literal = known
-        if literal:
-            ip = host  # nothing to resolve, so no dns phase
-            wanted = {"4": socket.AF_INET, "6": socket.AF_INET6}.get(check.ip_version)
-            if wanted is not None and _family_of(ip) != wanted:
-                return Outcome.fail(ErrorType.RESOLVE, f"{ip} is not an IPv{check.ip_version} address")
-        else:
+        host = ctx.target.removeprefix("[").removesuffix("]")
+        ip = literal_ip(host, check.ip_version)
+        if ip is None:
             with ctx.phase("dns"):
-                ips = await self.resolver.resolve(host, check.ip_version)
-            ip = ips[0]
+                ip = (await self.resolver.resolve(host, check.ip_version))[0]
         ctx.resolved_ip = ip
         family = _family_of(ip)
         detail = IcmpResult(

@@ -8,7 +8,7 @@ from typing import ClassVar
 from netobs.config import TcpCheck, split_host_port
 from netobs.probes._sockio import connect_socket
 from netobs.probes._stream import open_stream
-from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver
+from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, literal_ip
 from netobs.probes.tls import client_context, tls_info
 from netobs.probes.traceroute import path_trace
 from netobs.result import TcpResult
@@ -28,9 +28,10 @@ class TcpProbe:
         port = port or check.port
         assert port is not None  # config validation guarantees a port
         ctx.detail = TcpResult(port=port)
-        with ctx.phase("dns"):
-            ips = await self.resolver.resolve(host, check.ip_version)
-        ip = ips[0]
+        ip = literal_ip(host, check.ip_version)
+        if ip is None:
+            with ctx.phase("dns"):
+                ip = (await self.resolver.resolve(host, check.ip_version))[0]
         ctx.resolved_ip = ip
         async with path_trace(ctx, ip, port, enabled=check.trace_path):
             with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": port}):
