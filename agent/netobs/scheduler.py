@@ -4,9 +4,10 @@ Each job starts at a random offset within its interval (so 1,000 targets on a 60
 together), then keeps its cadence on the loop's monotonic clock: slot n is ``first + n * interval``,
 whatever a run took, so there is no drift. First slots are on a 5 ms grid (``SLOT_GRID_S``), and so are all
 later ones when the interval is a multiple of it: the jobs due in the same 5 ms start from one wake-up of
-the event loop instead of one each. A slot that was missed entirely (the agent was stopped
-by a debugger, the machine was suspended) is skipped, not run in a burst. Lateness (actual start against
-the slot) is measured for every run.
+the event loop instead of one each, and from one timer (the jobs of a slot are kept in a list under its
+time; a timer per job cost uvloop a handle, a heap insertion and a removal per run). A slot that was
+missed entirely (the agent was stopped by a debugger, the machine was suspended) is skipped, not run in a
+burst. Lateness (actual start against the slot) is measured for every run.
 
 When the agent is out of CPU, the event loop falls behind and a run started then measures the agent's own
 backlog, not the network: an overloaded agent reported nearly every target as timing out (2,000 HTTP
@@ -17,8 +18,9 @@ probes/s on a machine with less than a core free: success 2.5%). So a run that s
 single stall (a collection, a suspended VM) makes a few runs late but does not move the average much: they
 run.
 
-``apply`` swaps in a new set of checks: jobs whose check did not change keep their timers and any run in
-flight; changed and removed jobs are cancelled after their current run; new jobs get a fresh offset.
+``apply`` swaps in a new set of checks: jobs whose check did not change keep their slots and any run in
+flight; changed and removed jobs stop after their current run; new jobs get a fresh offset. ``stop`` waits
+for (or cancels) every run still going, also those of jobs a reload removed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -59,9 +61,14 @@ class _Job:
     check: Any
     target: str
     next_slot: float
-    handle: asyncio.TimerHandle | None = None
-    tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    task: asyncio.Task[object] | None = None  # the latest run (timeout_s < interval_s: at most one going)
     stopped: bool = False
+
+
+def _slot_key(at: float) -> float:
+    """The key (and timer time) of the slot at ``at``: slots of jobs that are due together compare equal
+    although their sums of intervals may differ in the last bits."""
+    return round(at, 6)
 
 
 def _settings(check: Any) -> Any:
@@ -83,6 +90,9 @@ class Scheduler:
         self._on_skip = on_skip
         self._rng = rng or random.Random()
         self._jobs: dict[JobKey, _Job] = {}
+        self._slots: dict[float, list[_Job]] = {}  # slot key -> the jobs due then (stopped ones are passed over)
+        self._timers: dict[float, asyncio.TimerHandle] = {}  # slot key -> its timer
+        self._orphans: set[asyncio.Task[object]] = set()  # runs going on after their job moved on or stopped
         self._loop: asyncio.AbstractEventLoop | None = None
         self.runs_started = 0
         self.runs_skipped = 0
@@ -125,11 +135,20 @@ class Scheduler:
 
     def _arm(self, job: _Job) -> None:
         assert self._loop is not None
-        job.handle = self._loop.call_at(job.next_slot, self._fire, job)
+        key = _slot_key(job.next_slot)
+        jobs = self._slots.get(key)
+        if jobs is None:
+            jobs = self._slots[key] = []
+            self._timers[key] = self._loop.call_at(key, self._fire_slot, key)
+        jobs.append(job)
+
+    def _fire_slot(self, key: float) -> None:
+        del self._timers[key]
+        for job in self._slots.pop(key):
+            if not job.stopped:
+                self._fire(job)
 
     def _fire(self, job: _Job) -> None:
-        if job.stopped:
-            return
         assert self._loop is not None
         # The loop's clock, read precisely: uvloop's loop.time() is the start of the loop iteration in
         # whole milliseconds, which hides up to 1 ms of every run's lateness.
@@ -152,9 +171,16 @@ class Scheduler:
             self._skip(job, lateness, now)
             return
         self.runs_started += 1
-        task = self._loop.create_task(self._run(job.check, job.target))
-        job.tasks.add(task)
-        task.add_done_callback(job.tasks.discard)
+        self._orphan(job)
+        job.task = self._loop.create_task(self._run(job.check, job.target))
+
+    def _orphan(self, job: _Job) -> None:
+        """Keep ``job``'s run, if still going, where ``stop`` finds it (rare: runs end by their timeout)."""
+        task = job.task
+        if task is not None and not task.done():
+            self._orphans.add(task)
+            task.add_done_callback(self._orphans.discard)
+        job.task = None
 
     def _skip(self, job: _Job, lateness: float, now: float) -> None:
         self.runs_skipped += 1
@@ -178,18 +204,19 @@ class Scheduler:
             self._skip_logged_at = now
 
     def _stop(self, job: _Job) -> None:
-        job.stopped = True
-        if job.handle is not None:
-            job.handle.cancel()
-            job.handle = None
+        job.stopped = True  # its slot passes it over
+        self._orphan(job)
 
     async def stop(self, cancel_running: bool = False) -> None:
         """Stop every timer; wait for (or cancel) the runs in flight."""
-        pending: list[asyncio.Task[object]] = []
         for job in self._jobs.values():
             self._stop(job)
-            pending.extend(job.tasks)
         self._jobs.clear()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._slots.clear()
+        pending = list(self._orphans)
         if cancel_running:
             for task in pending:
                 task.cancel()

@@ -62,10 +62,32 @@ async def test_slots_are_on_the_grid_so_jobs_share_wake_ups() -> None:
     )
     await asyncio.sleep(0.25)  # every job has run and moved on by whole intervals
     slots = [job.next_slot for job in sched._jobs.values()]
+    timers = len(sched._timers)
     await sched.stop()
     assert all(abs(t / SLOT_GRID_S - round(t / SLOT_GRID_S)) < 1e-6 for t in slots), slots
-    # 40 jobs in a 100 ms interval: at most 20 distinct 5 ms slots, so several jobs per wake-up
-    assert len({round(t / SLOT_GRID_S) for t in slots}) <= 0.1 / SLOT_GRID_S
+    # 40 jobs in a 100 ms interval: at most 20 distinct 5 ms slots, so several jobs per wake-up ...
+    distinct = len({round(t / SLOT_GRID_S) for t in slots})
+    assert distinct <= 0.1 / SLOT_GRID_S
+    assert timers == distinct  # ... and per timer
+
+
+async def test_stop_waits_for_the_run_of_a_job_a_reload_removed() -> None:
+    ended: list[str] = []
+
+    async def slow(check: Any, target: str) -> None:
+        await asyncio.sleep(0.15)
+        ended.append(target)
+
+    sched = Scheduler(slow, rng=random.Random(5))
+    sched.apply(
+        _checks("checks: [{name: a, type: icmp, count: 1, targets: [127.0.0.1], interval_s: 0.2, timeout_s: 0.19}]")
+    )
+    while sched.runs_started == 0:
+        await asyncio.sleep(0.005)
+    assert sched.apply(_checks("checks: []")) == (0, 0, 1)  # removed while its run is going
+    await sched.stop()
+    assert ended == ["127.0.0.1"]
+    assert sched.runs_started == 1
 
 
 def test_lateness_is_measured_finer_than_uvloops_millisecond_clock() -> None:
@@ -98,13 +120,17 @@ async def test_reload_keeps_unchanged_jobs_and_replaces_changed_ones() -> None:
         3,
         0,
     )
-    handles_before = {k: j.handle for k, j in sched._jobs.items()}
+    jobs_before = dict(sched._jobs)
+    slots_before = {k: j.next_slot for k, j in jobs_before.items()}
     changed = base + b10.replace("interval_s: 10", "interval_s: 20")
     kept, added, removed = sched.apply(_checks(changed))
     assert (kept, added, removed) == (2, 1, 1)
     for key in [("a", "127.0.0.1"), ("a", "127.0.0.2")]:
-        assert sched._jobs[key].handle is handles_before[key]  # timer untouched: no restart, no new offset
-    assert sched._jobs[("b", "127.0.0.3")].handle is not handles_before[("b", "127.0.0.3")]
+        job = sched._jobs[key]
+        assert job is jobs_before[key] and not job.stopped  # untouched: no restart, no new offset
+        assert job.next_slot == slots_before[key]
+    assert jobs_before[("b", "127.0.0.3")].stopped
+    assert sched._jobs[("b", "127.0.0.3")] is not jobs_before[("b", "127.0.0.3")]
     assert sched.apply(_checks("checks: []")) == (0, 0, 3)
     assert sched.job_keys == set()
     await sched.stop()
