@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -172,6 +173,24 @@ async def test_a_network_without_a_route_is_unreachable() -> None:
         result = await asyncio.to_thread(hole.run, lambda: _run(check))
     assert result.error_type == str(ErrorType.UNREACHABLE), result.error_message
     assert result.duration_ms < 500
+
+
+async def test_connect_is_the_handshake_not_the_delay_of_a_busy_agent(bed: httpbed.Bed) -> None:
+    """The loop is held for 60 ms right after the SYN went out (an agent with more to do than CPU): the
+    connect phase and its span still say what the handshake took, from the kernel, not when the loop
+    got round to the socket."""
+    tel = Telemetry.in_memory()
+    runner = Runner("a1", "test", {"tcp": TcpProbe()}, sinks=[tel.record], tracer=tel.tracer)
+    check = _check(f"127.0.0.1:{bed.port('plain')}")
+    run = asyncio.create_task(runner.run(check, check.targets[0]))
+    asyncio.get_running_loop().call_soon(time.sleep, 0.06)  # after the run's first step: its connect
+    result = await run
+    assert result.success, result.error_message
+    assert result.duration_ms >= 60
+    assert 0 < result.phases_ms["connect"] < 5.0
+    span = next(s for s in tel.span_exporter.get_finished_spans() if s.name == "connect")
+    assert span.end_time is not None and span.start_time is not None
+    assert span.end_time - span.start_time == round(result.phases_ms["connect"] * 1_000_000)
 
 
 async def test_connect_time_agrees_with_curl(bed: httpbed.Bed) -> None:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from netobs._lightspans import LightTracer
 from netobs.config import parse_config
 from netobs.probes.base import Outcome, ProbeContext
 from netobs.result import ErrorType, ProbeResult, TcpResult
@@ -168,3 +169,28 @@ def test_classify_never_raises_on_odd_exceptions() -> None:
     assert classify_exception(OSError())[0] is ErrorType.NETWORK
     assert classify_exception(TimeoutError())[0] is ErrorType.TIMEOUT
     assert classify_exception(KeyError("x"))[0] is ErrorType.INTERNAL
+
+
+class MeasuredConnect(FakeProbe):
+    """A connect phase that knows better than the time its block took (as the kernel's handshake RTT)."""
+
+    async def run(self, ctx: ProbeContext) -> Outcome:
+        connect = ctx.phase("connect")
+        with connect:
+            await asyncio.sleep(0.05)  # the loop was late, say
+            connect.measured_ms = 1.5
+        return Outcome.ok()
+
+
+@pytest.mark.parametrize("light", [True, False])
+async def test_a_phase_measured_by_the_probe_lasts_that_long_in_the_record_and_the_span(light: bool) -> None:
+    telemetry = Telemetry.in_memory(CFG)
+    ended: list[Any] = []
+    tracer = LightTracer(ended.append) if light else telemetry.tracer
+    runner = Runner("a1", "fra", {"tcp": MeasuredConnect(Outcome.ok())}, tracer=tracer)
+    result = await runner.run(CFG.checks[0], "h:443")
+    assert result.phases_ms == {"connect": 1.5}
+    assert result.duration_ms >= 50
+    spans = ended if light else list(telemetry.span_exporter.get_finished_spans())
+    connect = next(s for s in spans if s.name == "connect")
+    assert connect.end_time - connect.start_time == 1_500_000

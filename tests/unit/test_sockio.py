@@ -250,3 +250,58 @@ def test_stream_abort_closes_the_socket(run: Run) -> None:
             assert peer.recv(10) == b""  # the peer sees the connection end
 
     run(main())
+
+
+class _InfoSocket:
+    """A socket whose TCP_INFO is what the test says."""
+
+    def __init__(self, rtt_us: int, total_retrans: int, size: int = 104) -> None:
+        info = bytearray(size)
+        if size >= 104:
+            struct.pack_into("=I", info, 68, rtt_us)
+            struct.pack_into("=I", info, 100, total_retrans)
+        self.info = bytes(info)
+
+    def getsockopt(self, level: int, option: int, size: int) -> bytes:
+        assert (level, option, size) == (socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        return self.info
+
+
+@pytest.mark.parametrize(
+    ("rtt_us", "total_retrans", "size", "expected"),
+    [
+        (20_000, 0, 104, 20.0),  # the handshake's RTT sample, in ms
+        (7, 0, 104, 0.007),
+        (20_000, 1, 104, None),  # a SYN was retransmitted: the caller's clock tells the connect time
+        (0, 0, 104, None),  # no RTT sample
+        (20_000, 0, 92, None),  # an old kernel's shorter struct: no total_retrans to check
+    ],
+)
+def test_handshake_rtt_reads_the_kernels_sample(
+    rtt_us: int, total_retrans: int, size: int, expected: float | None
+) -> None:
+    sock: Any = _InfoSocket(rtt_us, total_retrans, size)
+    assert _sockio.handshake_rtt_ms(sock) == expected
+
+
+def test_handshake_rtt_of_a_real_connect_is_within_the_connects_own_time(run: Run) -> None:
+    async def main() -> None:
+        with _listener() as server:
+            port = server.getsockname()[1]
+            loop = asyncio.get_running_loop()
+            for _ in range(5):
+                start = loop.time()
+                sock = await connect_socket("127.0.0.1", port)
+                took_ms = (loop.time() - start) * 1000.0
+                rtt_ms = _sockio.handshake_rtt_ms(sock)
+                sock.close()
+                assert rtt_ms is not None
+                assert 0 < rtt_ms <= took_ms + 1.0  # loop.time() is uvloop's whole milliseconds
+
+    run(main())
+
+
+def test_handshake_rtt_of_a_socket_that_is_not_tcp_is_none() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        assert _sockio.handshake_rtt_ms(a) is None

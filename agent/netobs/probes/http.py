@@ -1,11 +1,12 @@
 """HTTP(S) probe: one request (and its redirects), each hop timed phase by phase.
 
-Every hop resolves its host with the injected resolver (``dns``), connects to the first address
-(``connect``), does the TLS handshake with the host name as SNI (``tls``), sends the request and waits for
-the response to start (``ttfb``) and reads it to the end (``transfer``); a hop is a fresh connection. The
-phases of all hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps its own in
-``HttpResult.redirects``. The ``traceparent`` header names the hop's ``ttfb`` span as the parent, so an
-instrumented server's spans nest under the request that caused them.
+Every hop resolves its host with the injected resolver (``dns``; none for an IP address), connects to the
+first address (``connect``: the kernel's handshake RTT where it has one, ``_sockio.handshake_rtt_ms``),
+does the TLS handshake with the host name as SNI (``tls``), sends the request and waits for the response to
+start (``ttfb``) and reads it to the end (``transfer``); a hop is a fresh connection. The phases of all
+hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps its own in ``HttpResult.redirects``. The
+``traceparent`` header names the hop's ``ttfb`` span as the parent, so an instrumented server's spans nest
+under the request that caused them.
 
 HTTP/1.1 (``_http1``) and HTTP/2 (h2) are spoken over a byte stream (``_http_wire``): the loop's TLS transport
 for https:// (``_stream``), the socket itself for http:// (``_sockio.SocketStream``); over TLS, ALPN picks
@@ -37,7 +38,7 @@ from netobs.probes._http_wire import (
     Request,
     Response,
 )
-from netobs.probes._sockio import SocketStream, connect_socket
+from netobs.probes._sockio import SocketStream, connect_socket, handshake_rtt_ms
 from netobs.probes._stream import Stream, open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, literal_ip
 from netobs.probes.tls import client_context, tls_info
@@ -121,8 +122,10 @@ class HttpProbe:
         ctx.resolved_ip = ip
         first_hop = not result.redirects  # trace the path once per run, to the first server
         async with path_trace(ctx, ip, target.port, enabled=check.trace_path and first_hop):
-            with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": target.port}):
+            connect = ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": target.port})
+            with connect:
                 sock = await self.connector(ip, target.port)
+                connect.measured_ms = handshake_rtt_ms(sock)
         stream: Stream | SocketStream | None = None
         try:
             if target.scheme == "https":

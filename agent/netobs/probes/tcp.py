@@ -1,4 +1,7 @@
-"""TCP probe: connect time to host:port, and optionally the TLS handshake and certificate."""
+"""TCP probe: connect time to host:port, and optionally the TLS handshake and certificate.
+
+The connect phase is the kernel's measure of the handshake (SYN to SYN-ACK, ``_sockio.handshake_rtt_ms``),
+which the agent's own load does not delay; when a SYN was retransmitted it is the time the connect took."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import ssl
 from typing import ClassVar
 
 from netobs.config import TcpCheck, split_host_port
-from netobs.probes._sockio import connect_socket
+from netobs.probes._sockio import connect_socket, handshake_rtt_ms
 from netobs.probes._stream import open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, literal_ip
 from netobs.probes.tls import client_context, tls_info
@@ -34,8 +37,10 @@ class TcpProbe:
                 ip = (await self.resolver.resolve(host, check.ip_version))[0]
         ctx.resolved_ip = ip
         async with path_trace(ctx, ip, port, enabled=check.trace_path):
-            with ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": port}):
+            connect = ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": port})
+            with connect:
                 sock = await connect_socket(ip, port)
+                connect.measured_ms = handshake_rtt_ms(sock)
         if not check.tls:
             sock.close()
             return Outcome.ok()
