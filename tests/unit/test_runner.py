@@ -182,6 +182,33 @@ class MeasuredConnect(FakeProbe):
         return Outcome.ok()
 
 
+class OfferedConnect(FakeProbe):
+    """A connect phase offered a measure of its own (``_Phase.measured``) after a 20 ms block."""
+
+    def __init__(self, offered_ms: float | None) -> None:
+        super().__init__(Outcome.ok())
+        self.offered_ms = offered_ms
+
+    async def run(self, ctx: ProbeContext) -> Outcome:
+        connect = ctx.phase("connect")
+        with connect:
+            await asyncio.sleep(0.02)
+            connect.measured(self.offered_ms)
+        return Outcome.ok()
+
+
+@pytest.mark.parametrize(("offered_ms", "kept"), [(1.5, True), (None, False), (-0.5, False), (5_000.0, False)])
+async def test_a_measure_the_block_contradicts_is_not_taken(offered_ms: float | None, kept: bool) -> None:
+    """Kept: within the block's own time. Not kept: none, negative, or longer than the block (a step of the
+    wall clock between the kernel's stamp and the agent's): the phase is then the block's own time."""
+    runner = Runner("a1", "fra", {"tcp": OfferedConnect(offered_ms)})
+    result = await runner.run(CFG.checks[0], "h:443")
+    if kept:
+        assert result.phases_ms == {"connect": offered_ms}
+    else:
+        assert 20 <= result.phases_ms["connect"] < 1_000
+
+
 @pytest.mark.parametrize("light", [True, False])
 async def test_a_phase_measured_by_the_probe_lasts_that_long_in_the_record_and_the_span(light: bool) -> None:
     telemetry = Telemetry.in_memory(CFG)

@@ -9,6 +9,7 @@ import gc
 import os
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any
 
@@ -189,6 +190,55 @@ def test_stream_reads_what_the_peer_sent_then_the_end(run: Run, via_connect: boo
             assert await stream.read(100) == b""
             assert await stream.read(100) == b""
             assert _waiting() == 0
+
+    run(main())
+
+
+def test_stream_times_the_first_and_last_byte_by_the_kernels_stamps(run: Run) -> None:
+    """Read as the bytes come: the first byte's time is the answer's, the transfer the gap to the rest."""
+
+    async def main() -> None:
+        async with _stream_pair(via_connect=True) as (stream, peer):
+            assert stream.first_byte_ms() is None and stream.transfer_ms() is None  # nothing sent or read
+            loop = asyncio.get_running_loop()
+            stream.write(b"GET / HTTP/1.1\r\n\r\n")
+            await stream.drain()
+            assert peer.recv(100).startswith(b"GET")
+            loop.call_later(0.03, peer.sendall, b"HTTP/1.1 200 OK\r\n")
+            assert await stream.read(100) == b"HTTP/1.1 200 OK\r\n"
+            loop.call_later(0.04, peer.sendall, b"x" * 1000)
+            assert await stream.read(2000) == b"x" * 1000
+            first, transfer = stream.first_byte_ms(), stream.transfer_ms()
+            assert first is not None and transfer is not None
+            assert 29 <= first < 29 + 25
+            assert 39 <= transfer < 39 + 25
+
+    run(main())
+
+
+def _hold_the_loop(seconds: float) -> None:
+    time.sleep(seconds)  # on purpose: the loop does nothing else meanwhile
+
+
+def test_stream_first_byte_is_not_delayed_by_a_busy_loop(run: Run) -> None:
+    """The answer arrives 30 ms after the request while the loop is held for 150 ms (an agent with more to
+    do than CPU): the first byte's time is the kernel's, not the read's."""
+
+    async def main() -> None:
+        async with _stream_pair(via_connect=True) as (stream, peer):
+            stream.write(b"ping")
+            await stream.drain()
+            assert peer.recv(100) == b"ping"
+            sent = time.monotonic()
+            _hold_the_loop(0.03)
+            peer.sendall(b"pong")
+            _hold_the_loop(0.12)
+            assert await stream.read(100) == b"pong"
+            read_ms = (time.monotonic() - sent) * 1000
+            first = stream.first_byte_ms()
+            assert first is not None
+            assert 29 <= first < 29 + 40 and read_ms >= 150
+            assert stream.transfer_ms() == 0.0  # one read: first and last byte in the same stamp
 
     run(main())
 

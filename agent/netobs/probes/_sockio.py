@@ -13,8 +13,11 @@ future. A socket is only waited for after the system call on it said it would bl
 missed.
 
 - :func:`connect_socket`: a non-blocking connect, its completion awaited here;
-- :class:`SocketStream`: ``read``/``write``/``drain``/``abort`` straight on the socket (``recv``/``send``),
+- :class:`SocketStream`: ``read``/``write``/``drain``/``abort`` straight on the socket (``recvmsg``/``send``),
   for plain HTTP; TLS goes through the loop's transports (``_stream.Stream``), where the TLS machinery is.
+  The kernel stamps what the socket receives (``SO_TIMESTAMPNS``), so the stream knows when the first and
+  the last byte arrived, however late the loop read them (:meth:`SocketStream.first_byte_ms`,
+  :meth:`SocketStream.transfer_ms`).
 
 Linux only (epoll), like the rest of the agent's probes.
 """
@@ -23,14 +26,41 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import select
 import socket
 import struct
+import time
 import weakref
 
 _ONE_SHOT = select.EPOLLONESHOT
 _FAILED = select.EPOLLERR | select.EPOLLHUP
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # SCM_TIMESTAMPNS is the same number
+_TIMESPEC = struct.Struct("=qq")
+_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+
+
+def rx_timestamp_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's receive time (``SO_TIMESTAMPNS``: CLOCK_REALTIME, Unix epoch ns) in the control messages
+    of a ``recvmsg``, or None when there is none."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            return int(sec * 1_000_000_000 + nsec)
+    return None
+
+
+@functools.cache
+def _keep_stamping_on() -> None:
+    """Keep the kernel's receive timestamping on for the life of the process: it is switched on while any
+    socket asks for it and off with the last one, which patches kernel code each time; connections that come
+    and go by the thousand would switch it on and off. One datagram socket that asks for it and is never
+    closed holds it on (its descriptor only: no socket object left for the collector to warn about)."""
+    keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    keeper.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    keeper.detach()
 
 
 class Waiter:
@@ -139,12 +169,20 @@ def handshake_rtt_ms(sock: socket.socket) -> float | None:
 class SocketStream:
     """A byte stream straight on a connected non-blocking socket (``_http_wire.ByteStream``).
 
-    ``read`` returns what one ``recv`` gives (at most ``n`` bytes; ``b""`` once the peer has closed), so
+    ``read`` returns what one ``recvmsg`` gives (at most ``n`` bytes; ``b""`` once the peer has closed), so
     nothing is buffered here: the reader decides how much it takes in. ``write`` sends at once and keeps
     what the socket did not take for ``drain``. A connection error (a reset) raises from the call that
-    meets it. ``abort`` closes the socket."""
+    meets it. ``abort`` closes the socket.
 
-    __slots__ = ("_fd", "_loop", "_pending", "_sock", "_waiter")
+    Timing: ``write`` notes when the first bytes were handed to the kernel; the socket asks the kernel to
+    stamp what it receives, and ``read`` keeps the stamps of the first and of the latest read. A read's
+    stamp is the arrival of the latest segment it took, and segments waiting unread are merged under the
+    latest one's stamp; so when the rest of a response has already arrived by the first read (the agent
+    read late, the server sent its head and body apart), that read's stamp is the later arrival: the first
+    byte's time stretches towards the last byte's (never beyond what the loop saw) and the transfer shrinks
+    by as much. A response that comes in one go, as most answers to a probe do, is timed exactly."""
+
+    __slots__ = ("_fd", "_first_rx_ns", "_last_rx_ns", "_loop", "_pending", "_sent_ns", "_sock", "_waiter")
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self._sock = sock
@@ -152,6 +190,11 @@ class SocketStream:
         self._loop = loop
         self._waiter = waiter_of(loop)
         self._pending = bytearray()
+        self._sent_ns: int | None = None
+        self._first_rx_ns: int | None = None
+        self._last_rx_ns: int | None = None
+        _keep_stamping_on()
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
     async def _wait(self, events: int) -> None:
         waiter = self._waiter
@@ -164,11 +207,19 @@ class SocketStream:
         sock = self._sock
         while True:
             try:
-                return sock.recv(n)
+                data, ancdata, _flags, _address = sock.recvmsg(n, _STAMP_SPACE)
             except BlockingIOError:
                 await self._wait(select.EPOLLIN)
+                continue
+            if data:
+                stamp = self._last_rx_ns = rx_timestamp_ns(ancdata)
+                if self._first_rx_ns is None:
+                    self._first_rx_ns = stamp or 0
+            return data
 
     def write(self, data: bytes) -> None:
+        if self._sent_ns is None:
+            self._sent_ns = time.time_ns()
         if self._pending:
             self._pending += data
             return
@@ -187,6 +238,20 @@ class SocketStream:
                 del pending[: self._sock.send(pending)]
             except BlockingIOError:
                 continue
+
+    def first_byte_ms(self) -> float | None:
+        """From the first ``write`` to the kernel's stamp of the first read, or None (nothing written or read
+        yet, or no kernel stamp). For a request and its response: the time to first byte, which the agent's
+        own load does not lengthen (see the class's note on a late first read)."""
+        if not self._sent_ns or not self._first_rx_ns:
+            return None
+        return (self._first_rx_ns - self._sent_ns) / 1e6
+
+    def transfer_ms(self) -> float | None:
+        """From the kernel's stamp of the first read to that of the latest, or None."""
+        if not self._first_rx_ns or not self._last_rx_ns:
+            return None
+        return (self._last_rx_ns - self._first_rx_ns) / 1e6
 
     def abort(self) -> None:
         self._sock.close()

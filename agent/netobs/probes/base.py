@@ -124,8 +124,8 @@ class _Phase:
     phase; an HTTP run has four or five).
 
     A probe that has a better measure of the phase than the time the block took (the kernel's, which the
-    agent's own load does not delay) sets ``measured_ms`` inside the block: the phase and its span then
-    last that long, the span from its start."""
+    agent's own load does not delay) hands it to :meth:`measured` (or sets ``measured_ms``) inside the
+    block: the phase and its span then last that long, the span from its start."""
 
     __slots__ = ("attributes", "child", "ctx", "measured_ms", "name", "start")
 
@@ -143,6 +143,13 @@ class _Phase:
             self.child = child_span(ctx.tracer, ctx.span, self.name, self.attributes or None)
         self.start = time.perf_counter()
         return self.child
+
+    def measured(self, ms: float | None) -> None:
+        """Take ``ms``, the probe's own measure of this phase (the kernel's), when it is plausible: not
+        negative and not longer than the block so far. The two come from different clocks (the kernel
+        stamps packets in wall-clock time), so a step of the wall clock leaves the block's own time."""
+        if ms is not None and 0.0 <= ms <= (time.perf_counter() - self.start) * 1000.0:
+            self.measured_ms = ms
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         measured_ms = self.measured_ms

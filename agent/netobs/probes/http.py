@@ -3,7 +3,10 @@
 Every hop resolves its host with the injected resolver (``dns``; none for an IP address), connects to the
 first address (``connect``: the kernel's handshake RTT where it has one, ``_sockio.handshake_rtt_ms``),
 does the TLS handshake with the host name as SNI (``tls``), sends the request and waits for the response to
-start (``ttfb``) and reads it to the end (``transfer``); a hop is a fresh connection. The phases of all
+start (``ttfb``) and reads it to the end (``transfer``); a hop is a fresh connection. Over plain HTTP/1.1
+``ttfb`` and ``transfer`` come from the kernel's receive stamps (``_sockio.SocketStream``): from the request
+handed to the kernel to the first byte's arrival, and from there to the last byte's, which a busy agent
+does not lengthen. The phases of all
 hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps its own in ``HttpResult.redirects``. The
 ``traceparent`` header names the hop's ``ttfb`` span as the parent, so an instrumented server's spans nest
 under the request that caused them.
@@ -125,7 +128,7 @@ class HttpProbe:
             connect = ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": target.port})
             with connect:
                 sock = await self.connector(ip, target.port)
-                connect.measured_ms = handshake_rtt_ms(sock)
+                connect.measured(handshake_rtt_ms(sock))
         stream: Stream | SocketStream | None = None
         try:
             if target.scheme == "https":
@@ -147,14 +150,23 @@ class HttpProbe:
                 "server.port": target.port,
                 "network.protocol.version": exchange.http_version,
             }
+            # Over HTTP/1.1 on the socket itself, the response's first byte is the first byte back, and the
+            # kernel's receive stamps time both halves (HTTP/2 starts with the server's SETTINGS instead).
+            stamped = stream if type(stream) is SocketStream and not h2_chosen else None
             try:
-                with ctx.phase("ttfb", **attrs) as span:
+                ttfb = ctx.phase("ttfb", **attrs)
+                with ttfb as span:
                     request.headers.extend(self._trace_header(ctx, check, span, result))
                     await exchange.send_and_wait_first_byte(request)
-                with ctx.phase("transfer") as transfer_span:
+                    if stamped is not None:
+                        ttfb.measured(stamped.first_byte_ms())
+                transfer = ctx.phase("transfer")
+                with transfer as transfer_span:
                     response = await exchange.read_response()
                     if transfer_span is not None:
                         transfer_span.set_attribute("http.response.status_code", response.status_code)
+                    if stamped is not None:
+                        transfer.measured(stamped.transfer_ms())
             except ProtocolViolation as exc:
                 raise _Failed(ErrorType.PROTOCOL, str(exc)) from None
             except BodyTooLarge as exc:

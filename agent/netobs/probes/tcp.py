@@ -40,7 +40,7 @@ class TcpProbe:
             connect = ctx.phase("connect", **{"network.peer.address": ip, "network.peer.port": port})
             with connect:
                 sock = await connect_socket(ip, port)
-                connect.measured_ms = handshake_rtt_ms(sock)
+                connect.measured(handshake_rtt_ms(sock))
         if not check.tls:
             sock.close()
             return Outcome.ok()
