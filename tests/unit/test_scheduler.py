@@ -65,7 +65,7 @@ async def test_slots_are_on_the_grid_so_jobs_share_wake_ups() -> None:
     timers = len(sched._timers)
     await sched.stop()
     assert all(abs(t / SLOT_GRID_S - round(t / SLOT_GRID_S)) < 1e-6 for t in slots), slots
-    # 40 jobs in a 100 ms interval: at most 20 distinct 5 ms slots, so several jobs per wake-up ...
+    # 40 jobs in a 100 ms interval: at most 5 distinct 20 ms slots, so several jobs per wake-up ...
     distinct = len({round(t / SLOT_GRID_S) for t in slots})
     assert distinct <= 0.1 / SLOT_GRID_S
     assert timers == distinct  # ... and per timer
