@@ -144,8 +144,7 @@ async def connect_socket(ip: str, port: int) -> socket.socket:
 
 # struct tcp_info (linux/tcp.h): tcpi_rtt (smoothed RTT, µs) at byte 68, tcpi_total_retrans at byte 100.
 _TCP_INFO_BYTES = 104
-_TCP_INFO_RTT_US = struct.Struct("=68xI")
-_TCP_INFO_TOTAL_RETRANS = struct.Struct("=100xI")
+_TCP_INFO_RTT_AND_RETRANS = struct.Struct("=68xI28xI")
 
 
 def handshake_rtt_ms(sock: socket.socket) -> float | None:
@@ -160,10 +159,10 @@ def handshake_rtt_ms(sock: socket.socket) -> float | None:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
     except OSError:
         return None
-    if len(info) < _TCP_INFO_BYTES or _TCP_INFO_TOTAL_RETRANS.unpack_from(info)[0]:
+    if len(info) < _TCP_INFO_BYTES:
         return None
-    rtt_us = _TCP_INFO_RTT_US.unpack_from(info)[0]
-    return rtt_us / 1000.0 if rtt_us else None
+    rtt_us, total_retrans = _TCP_INFO_RTT_AND_RETRANS.unpack_from(info)
+    return rtt_us / 1000.0 if rtt_us and not total_retrans else None
 
 
 class SocketStream:

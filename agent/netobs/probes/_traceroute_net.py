@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from netobs.probes._sockio import SO_TIMESTAMPNS, rx_timestamp_ns
 from netobs.probes._traceroute_core import ProbeReply
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,9 @@ log = logging.getLogger(__name__)
 IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SO_EE_ORIGIN_ICMP = 2
 SO_EE_ORIGIN_ICMP6 = 3
 _EXT_ERR = struct.Struct("=IBBBBII")
-_TIMESPEC = struct.Struct("=qq")
 _MAGIC = b"NOBS"
 
 ICMP_ECHO_REPLY = 0
@@ -85,13 +84,10 @@ def classify(answer: Answer, destination: str, v6: bool = False) -> tuple[bool, 
 def parse_recverr(ancdata: list[tuple[int, int, bytes]]) -> tuple[Answer | None, int | None]:
     """The ICMP answer in the control messages of an error-queue read (None for a local error), and the
     kernel receive timestamp (Unix epoch ns) when present."""
-    stamp = None
+    stamp = rx_timestamp_ns(ancdata)
     err: tuple[int, int, int, str] | None = None
     for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack_from(data)
-            stamp = sec * 1_000_000_000 + nsec
-        elif (level, kind) in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)):
+        if (level, kind) in ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)):
             if len(data) < _EXT_ERR.size:
                 continue
             _errno, origin, icmp_type, icmp_code, _pad, _info, _data = _EXT_ERR.unpack_from(data)
@@ -112,11 +108,7 @@ def parse_recverr(ancdata: list[tuple[int, int, bytes]]) -> tuple[Answer | None,
 
 
 def _timestamp(ancdata: list[tuple[int, int, bytes]]) -> int:
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack_from(data)
-            return int(sec * 1_000_000_000 + nsec)
-    return time.time_ns()
+    return rx_timestamp_ns(ancdata) or time.time_ns()
 
 
 # -- packets (pure) ---------------------------------------------------------------------------------
