@@ -2,7 +2,7 @@
 
 Runs the real probe against the same local targets as ``bench_agent.py`` (a listener per TCP target, nginx
 for HTTP), without the scheduler: a driver starts ``--batch`` runs together every ``--gap-ms`` (by default
-40 every 20 ms, 2,000 runs/s, about what the agent's 20 ms slot grid does at that rate) and measures the
+10 every 5 ms, 2,000 runs/s, about what the agent's 5 ms slot grid does at that rate) and measures the
 child process's CPU per run (all threads, and per thread) with one more layer of the agent each time:
 
 | layer | what runs per run |
@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         "--layers", default=",".join(LAYERS), help=f"comma-separated, in order (default {','.join(LAYERS)})"
     )
     parser.add_argument("--targets", type=int, default=2000, help="distinct targets, used in turn (default 2000)")
-    parser.add_argument("--batch", type=int, default=40, help="runs started together (default 40)")
-    parser.add_argument("--gap-ms", type=float, default=20.0, help="between the starts of batches (default 20)")
+    parser.add_argument("--batch", type=int, default=10, help="runs started together (default 10)")
+    parser.add_argument("--gap-ms", type=float, default=5.0, help="between the starts of batches (default 5)")
     parser.add_argument("--duration-s", type=float, default=12.0, help="measured window per layer (default 12)")
     parser.add_argument("--warmup-s", type=float, default=3.0, help="before measuring (default 3)")
     bench_agent.add_agent_path(parser)

@@ -65,7 +65,7 @@ async def test_slots_are_on_the_grid_so_jobs_share_wake_ups() -> None:
     timers = len(sched._timers)
     await sched.stop()
     assert all(abs(t / SLOT_GRID_S - round(t / SLOT_GRID_S)) < 1e-6 for t in slots), slots
-    # 40 jobs in a 100 ms interval: at most 5 distinct 20 ms slots, so several jobs per wake-up ...
+    # 40 jobs in a 100 ms interval: at most 20 distinct 5 ms slots, so several jobs per wake-up ...
     distinct = len({round(t / SLOT_GRID_S) for t in slots})
     assert distinct <= 0.1 / SLOT_GRID_S
     assert timers == distinct  # ... and per timer
@@ -108,6 +108,39 @@ def test_lateness_is_measured_finer_than_uvloops_millisecond_clock() -> None:
     assert len(lateness) >= 20 and all(0 <= s < 0.05 for s in lateness), lateness
     # On the grid, a lateness from uvloop's clock (whole ms) would be a whole number of ms every time.
     assert any(abs(s * 1000 - round(s * 1000)) > 0.01 for s in lateness), lateness
+
+
+class SameOffset(random.Random):
+    """Every job's first offset is the same: all of them share one slot."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return (a + b) / 2
+
+
+async def test_lateness_is_taken_where_each_run_really_starts() -> None:
+    # Five jobs in one slot whose runs each hold the loop 10 ms before their first wait: the runs start one
+    # after the other, so the last starts ~40 ms after the timer fired, and its lateness says so.
+    starts: list[float] = []
+
+    async def holds_the_loop(check: Any, target: str) -> None:
+        starts.append(time.monotonic())
+        time.sleep(0.01)  # noqa: ASYNC251 - a run's first step, up to its first wait
+        await asyncio.sleep(0)
+
+    lateness: list[float] = []
+    sched = Scheduler(holds_the_loop, on_lateness=lambda s, _t: lateness.append(s), rng=SameOffset())
+    targets = ", ".join(f"'127.0.0.{i}'" for i in range(1, 6))
+    sched.apply(
+        _checks(f"checks: [{{name: p, type: icmp, count: 1, targets: [{targets}], interval_s: 1, timeout_s: 0.5}}]")
+    )
+    slot = next(iter(sched._jobs.values())).next_slot
+    while len(starts) < 5:
+        await asyncio.sleep(0.01)
+    await sched.stop()
+    assert len(lateness) == 5
+    for reported, started in zip(lateness, starts, strict=True):
+        assert abs(reported - (started - slot)) < 0.002, (lateness, [s - slot for s in starts])
+    assert sorted(lateness)[-1] >= 0.04 > sorted(lateness)[0]
 
 
 async def test_reload_keeps_unchanged_jobs_and_replaces_changed_ones() -> None:
