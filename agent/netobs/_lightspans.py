@@ -7,12 +7,13 @@ three spans, an HTTP run five. Every run must be traced, so the agent keeps ever
 cheaper: ``LightTracer`` implements the tracing API (``start_span``, ``start_as_current_span``, context
 propagation through the standard ``Context``, so ``traceparent`` injection and parent lookup work as with
 the SDK) with ``LightSpan`` objects that only store what they are told; ``end`` hands the span to a
-``_otlpdirect.Batcher`` whose thread builds the ``ExportTraceServiceRequest`` with ``SpanEncoder``. A
+``_otlpdirect.Batcher``, which writes it with ``SpanEncoder`` at once and whose thread joins the spans into
+an ``ExportTraceServiceRequest``. A
 span's fields, construction and ``end`` are ``_wire.SpanCore``'s, in C (2.0 -> 0.7 µs per phase span
 started and ended; ``PySpanCore`` is the same in Python, the reference and the fallback when the C module
 is not built), and the runner and the HTTP probe read a light span's ids directly (``span_ids``).
 
-The export thread writes the spans in the protobuf wire format itself (see ``_span``). What the
+The spans are written in the protobuf wire format here (see ``_span``). What the
 collector receives is what the SDK would have sent for the same span with its defaults (always
 sampled, random 128-bit trace and 64-bit span ids, no span limits reached): ``tests/unit/test_lightspans.py``
 compares the encoding with the SDK's ``encode_spans`` field by field. Not supported, because the agent does

@@ -5,11 +5,11 @@ Theory of operation. Through the OpenTelemetry SDK one log record costs ~30-40 �
 handling) and ~35 µs more in the batch processor's thread (``encode_logs``: one protobuf message per
 record from generic attribute and value encoders). The agent's result records all have the same shape:
 a string body (the result JSON), a timestamp, severity INFO, the event name and three string attributes.
-So the agent only appends a tuple to a ``_otlpdirect.Batcher`` on the loop, and the batcher's thread writes
-the ``ExportLogsServiceRequest`` here in the protobuf wire format (~3 µs per record in Python, a fraction of a
-µs with the same writer in C, ``_wire.encode_result_logs``, used when built; a slice of records at a time
-with rests between them) and hands the bytes to the OTLP exporter (gRPC or HTTP) with its own retry
-and timeout handling. Resource and scope are encoded once by
+So the agent hands a tuple to a ``_otlpdirect.Batcher`` on the loop, which writes the record here in the
+protobuf wire format (~3 µs per record in Python, a fraction of a µs with the same writer in C,
+``_wire.encode_result_logs``, used when built) and queues the bytes; the batcher's thread joins a batch of
+them into an ``ExportLogsServiceRequest`` and hands it to the OTLP exporter (gRPC or HTTP) with its own
+retry and timeout handling. Resource and scope are encoded once by
 the SDK's own encoders, so what the collector receives is field for field what ``encode_logs`` makes of
 the same record (``tests/unit/test_resultlogs.py`` compares them).
 """

@@ -73,15 +73,13 @@ LATENESS_BUCKETS_S: Sequence[float] = (
 
 T = TypeVar("T")
 DEFAULT_PROMETHEUS_LISTEN = "127.0.0.1:9469"
-# The export threads share the GIL with the event loop: while one encodes, the loop waits for it at each of
-# its system calls, and runs start late. So a thread encodes in short slices (128 spans or result logs;
-# metric requests of 100 points) and after each slice and each request rests three times the CPU it took
-# (``_otlpdirect``); requests stay large (2,048 items: a gRPC call costs ~1 ms of CPU). At 2,000 HTTP
-# probes/s the p99 schedule lateness fell from 13-26 ms (requests of 2,048 encoded in one burst: ~10 ms)
-# to 2.3-3.6 ms. bench/README.md, ninth session.
+# The export threads share the GIL with the event loop: while one works, the loop waits for it at each of its
+# system calls, and runs start late. So spans and result logs are encoded on the loop as they come (see
+# ``_otlpdirect``) and the threads only send; metric requests are built 100 points at a time. After each
+# request a thread rests three times the CPU it took; requests of spans and logs stay large (2,048 items: a
+# gRPC call costs ~1 ms of CPU). bench/README.md, ninth and fifteenth sessions.
 METRIC_EXPORT_BATCH_POINTS = 100
 EXPORT_BATCH_ITEMS = 2048
-EXPORT_SLICE_ITEMS = 128
 EXPORT_REST_FACTOR = 3.0
 INSTRUMENTATION_SCOPE = "netobs.agent"
 
@@ -94,7 +92,6 @@ def _batcher(encoder: RequestEncoder[T], exporter: RequestExporter, name: str, s
         schedule_delay_s=schedule_delay_s,
         max_export_batch_size=EXPORT_BATCH_ITEMS,
         rest_factor=EXPORT_REST_FACTOR,
-        slice_items=EXPORT_SLICE_ITEMS,
     )
 
 

@@ -111,9 +111,7 @@ def test_batches_on_flush(
     assert recorder.shut
 
 
-def _batcher(
-    recorder: _Recorder, batch: int, delay_s: float = 3600, rest_factor: float = 0.0, slice_items: int = 128
-) -> Batcher[ResultLog]:
+def _batcher(recorder: _Recorder, batch: int, delay_s: float = 3600, rest_factor: float = 0.0) -> Batcher[ResultLog]:
     encoder = ResultLogEncoder(build_resource(parse_config("agent_id: a\npop: p")), SCOPE)
     return Batcher(
         encoder,
@@ -122,7 +120,6 @@ def _batcher(
         max_export_batch_size=batch,
         schedule_delay_s=delay_s,
         rest_factor=rest_factor,
-        slice_items=slice_items,
     )
 
 
@@ -216,26 +213,50 @@ class _BusyRecorder(_Recorder):
         return super().export_request(request, count)
 
 
-def test_the_export_thread_rests_after_each_slice_and_request_in_proportion_to_its_cpu() -> None:
+def test_the_export_thread_rests_after_each_request_in_proportion_to_its_cpu() -> None:
     recorder = _BusyRecorder()
-    batcher = _batcher(recorder, 10, rest_factor=2.0, slice_items=4)
+    batcher = _batcher(recorder, 10, rest_factor=2.0)
     rests: list[tuple[str, float]] = []
     batcher._sleep = lambda s: rests.append((threading.current_thread().name, s))  # type: ignore[method-assign]
     try:
         for i in range(30):  # three full batches: the thread wakes and sends them
             batcher.add(_rec(i))
-        _until(lambda: len(rests) == 12)
+        _until(lambda: len(rests) == 3)
         assert [c for _, c in recorder.requests] == [10, 10, 10]
         assert _bodies(recorder) == [[f"body-{i}" for i in range(j, j + 10)] for j in (0, 10, 20)]  # whole
-        assert {name for name, _ in rests} == {"test"}  # on the export thread ...
-        # ... after each slice of 4, 4 and 2 records (little CPU), then after the request (>= 20 ms, twice)
-        assert [s >= 0.04 for _, s in rests] == [False, False, False, True] * 3, rests
-        assert all(s <= MAX_REST_S for _, s in rests), rests
+        assert {name for name, _ in rests} == {"test"}  # on the export thread, after each request (>= 20 ms,
+        assert all(0.04 <= s <= MAX_REST_S for _, s in rests), rests  # twice that, at most MAX_REST_S)
         for i in range(30):
             batcher.add(_rec(i))
         assert batcher.force_flush()  # a flush (the caller's thread) sends at once, without resting
         assert [c for _, c in recorder.requests] == [10] * 6
-        assert len(rests) == 12
+        assert len(rests) == 3
+    finally:
+        batcher.shutdown()
+
+
+def test_records_are_encoded_where_they_are_added_and_a_bad_one_is_counted() -> None:
+    recorder = _Recorder()
+    batcher = _batcher(recorder, 100)
+    encoded_on: list[str] = []
+    encode_slice = batcher._encoder.encode_slice
+
+    def spy(items: Any) -> bytes:
+        encoded_on.append(threading.current_thread().name)
+        if items[0] == "not a record":
+            raise TypeError("not a record")
+        return encode_slice(items)
+
+    batcher._encoder.encode_slice = spy  # type: ignore[method-assign]
+    try:
+        batcher.add(_rec(1))
+        batcher.add("not a record")  # type: ignore[arg-type]
+        batcher.add(_rec(2))
+        assert encoded_on == [threading.current_thread().name] * 3  # the adding thread (the loop), not "test"
+        assert batcher.failures == {"TypeError": 1}
+        assert batcher.force_flush()
+        assert _bodies(recorder) == [["body-1", "body-2"]]
+        assert batcher.exported == 2
     finally:
         batcher.shutdown()
 
