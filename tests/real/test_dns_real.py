@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from netobs.config import DnsCheck
-from netobs.probes.dns import DnsProbe
+from netobs.probes.dns import AsyncioDnsNetwork, DnsProbe, _StampedDatagram
 from netobs.result import ProbeResult
 from netobs.runner import Runner
 from tests import cycles
@@ -326,10 +329,40 @@ async def test_delay_shows_like_dig(transport: str) -> None:
     assert abs(agent_ms - dig_ms) < 30
 
 
+class _HoldsTheLoopAfterTheQuery(_StampedDatagram):
+    """The agent busy elsewhere right after its query went out: the loop is held 300 ms."""
+
+    async def sendto(self, what: bytes, destination: Any, timeout: float | None) -> int:
+        sent = await super().sendto(what, destination, timeout)
+        time.sleep(0.3)  # noqa: ASYNC251 - the point: the loop cannot read the reply meanwhile
+        return sent
+
+
+class _BusyAgentNetwork(AsyncioDnsNetwork):
+    datagram_type = _HoldsTheLoopAfterTheQuery
+
+
+async def test_a_busy_agent_does_not_lengthen_the_udp_exchange(bed: DnsBed) -> None:
+    # unbound answers in about a millisecond; the reply waits in the socket while the loop is held, and the
+    # kernel's receive stamp says when it came: the run takes >= 300 ms, the dns phase (and span) does not.
+    c = check("www.good.test", f"{LOOPBACK}:{port_of(bed, 'resolver', 'udp')}")
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    runner = Runner("test", "lo", {"dns": DnsProbe(network=_BusyAgentNetwork())}, tracer=provider.get_tracer("t"))
+    result = await runner.run(c, c.targets[0])
+    assert result.success, result.error_message
+    assert result.duration_ms >= 300
+    assert 0 < result.phases_ms["dns"] < 50, result.phases_ms
+    (dns_span,) = [s for s in spans.get_finished_spans() if s.name == "dns"]
+    assert dns_span.end_time is not None and dns_span.start_time is not None
+    assert abs((dns_span.end_time - dns_span.start_time) / 1e6 - result.phases_ms["dns"]) < 0.01
+
+
 _SYSTEM_RESOLVER_RUN = """
 import asyncio
 from netobs.config import DnsCheck
-from netobs.probes.dns import DnsProbe
+from netobs.probes.dns import AsyncioDnsNetwork, DnsProbe, _StampedDatagram
 from netobs.runner import Runner
 from tests.real.dnsbed import FakeDnsServer
 

@@ -47,11 +47,11 @@ class FakeNetwork:
 
     async def udp(
         self, query: dns.message.Message, ip: str, port: int, timeout_s: float
-    ) -> tuple[dns.message.Message, int]:
+    ) -> tuple[dns.message.Message, int, float | None]:
         self.calls.append(("udp", (ip, port, query)))
         assert self.udp_responder is not None
         response = self.udp_responder(query)
-        return response, len(response.to_wire())
+        return response, len(response.to_wire()), None
 
     async def connect(self, ip: str, port: int) -> FakeConn:
         self.calls.append(("connect", (ip, port)))

@@ -18,6 +18,8 @@ missed.
   The kernel stamps what the socket receives (``SO_TIMESTAMPNS``), so the stream knows when the first and
   the last byte arrived, however late the loop read them (:meth:`SocketStream.first_byte_ms`,
   :meth:`SocketStream.transfer_ms`).
+- :class:`DatagramExchange`: a connected UDP socket for a request and its reply (DNS over UDP), the reply
+  timed by the kernel's receive stamp in the same way (:meth:`DatagramExchange.reply_ms`).
 
 Linux only (epoll), like the rest of the agent's probes.
 """
@@ -33,6 +35,7 @@ import socket
 import struct
 import time
 import weakref
+from typing import Any
 
 _ONE_SHOT = select.EPOLLONESHOT
 _FAILED = select.EPOLLERR | select.EPOLLHUP
@@ -253,4 +256,68 @@ class SocketStream:
         return (self._last_rx_ns - self._first_rx_ns) / 1e6
 
     def abort(self) -> None:
+        self._sock.close()
+
+
+class DatagramExchange:
+    """A connected non-blocking UDP socket to ``ip``:``port`` for requests and their replies, the replies
+    timed by the kernel: ``send`` notes when a request was handed to the kernel, ``recv`` awaits a datagram
+    on the loop's waiter, and :meth:`reply_ms` runs from the latest send to the kernel's receive stamp of the
+    latest datagram, however late the loop read it. Connected, so the kernel drops datagrams from other
+    addresses and reports an ICMP port unreachable as ``ConnectionRefusedError`` on the next call."""
+
+    __slots__ = ("_fd", "_loop", "_sock", "_waited", "_waiter", "received_ns", "sent_ns")
+
+    def __init__(self, ip: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
+        try:
+            _keep_stamping_on()
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            sock.connect((ip, port))
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._loop = loop
+        self._waiter = waiter_of(loop)
+        self._waited = False
+        self.sent_ns: int | None = None
+        self.received_ns: int | None = None
+
+    @property
+    def family(self) -> int:
+        return int(self._sock.family)
+
+    def getsockname(self) -> Any:
+        return self._sock.getsockname()
+
+    def send(self, data: bytes) -> int:
+        self.sent_ns = time.time_ns()
+        return self._sock.send(data)
+
+    async def recv(self, n: int) -> tuple[bytes, Any]:
+        """The next datagram (at most ``n`` bytes) and the address it came from."""
+        while True:
+            try:
+                data, ancdata, _flags, address = self._sock.recvmsg(n, _STAMP_SPACE)
+            except BlockingIOError:
+                waiter = self._waiter
+                try:
+                    await waiter.wait(self._loop, self._fd, select.EPOLLIN, new=not self._waited)
+                finally:
+                    waiter.forget(self._fd)
+                self._waited = True
+                continue
+            self.received_ns = rx_timestamp_ns(ancdata)
+            return data, address
+
+    def reply_ms(self) -> float | None:
+        """From the latest ``send`` to the kernel's stamp of the latest datagram received, or None."""
+        if self.sent_ns is None or self.received_ns is None:
+            return None
+        return (self.received_ns - self.sent_ns) / 1e6
+
+    def close(self) -> None:
         self._sock.close()

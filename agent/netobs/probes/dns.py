@@ -1,8 +1,10 @@
 """DNS probe: one query of any type to a chosen server (or the system resolver) over UDP, TCP or TLS.
 
-Phases: ``connect`` (TCP connect, TCP/TLS only), ``tls`` (handshake, DNS-over-TLS only) and ``dns`` (the
-query-response exchange: from sending the query to the parsed reply; a UDP answer with TC set is retried
-over TCP, and that retry's connect and exchange add to the same phases).
+Phases: ``connect`` (TCP connect, TCP/TLS only: the kernel's handshake RTT, as for the TCP probe), ``tls``
+(handshake, DNS-over-TLS only) and ``dns`` (the query-response exchange; over UDP from the query handed to
+the kernel to the kernel's receive stamp of the reply, as dig's "Query time", which the agent's own load
+does not lengthen; over TCP and TLS from sending the query to the parsed reply). A UDP answer with TC set
+is retried over TCP, and that retry's connect and exchange add to the same phases.
 
 Decisions, in order (first failure wins):
 1. no reply / transport errors: raised, the runner maps them (timeout, refused, TLS, ...);
@@ -33,7 +35,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-import dns.asyncbackend
 import dns.asyncquery
 import dns.edns
 import dns.exception
@@ -48,7 +49,7 @@ from dns._asyncbackend import DatagramSocket, StreamSocket  # the base classes d
 
 from netobs.config import DnsCheck, DnsExpect, DnssecConfig, parse_trust_anchor, split_host_port
 from netobs.probes._dns_dnssec import validate_chain
-from netobs.probes._sockio import connect_socket
+from netobs.probes._sockio import DatagramExchange, connect_socket
 from netobs.probes._stream import Stream, open_stream
 from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, is_ip_literal
 from netobs.probes.tls import client_context, tls_info
@@ -75,7 +76,9 @@ class DnsNetwork(Protocol):
 
     async def udp(
         self, query: dns.message.Message, ip: str, port: int, timeout_s: float
-    ) -> tuple[dns.message.Message, int]: ...
+    ) -> tuple[dns.message.Message, int, float | None]:
+        """The reply, its size, and the exchange's time as the kernel measured it (ms; None when unknown)."""
+        ...
 
     async def connect(self, ip: str, port: int) -> StreamConn: ...
 
@@ -86,28 +89,29 @@ class DnsNetwork(Protocol):
     ) -> tuple[dns.message.Message, int]: ...
 
 
-class _CountingDatagram(DatagramSocket):
-    """A dnspython datagram socket that remembers the size of the last datagram it received."""
+class _StampedDatagram(DatagramSocket):
+    """A dnspython datagram socket over ``_sockio.DatagramExchange`` (the reply timed by the kernel's receive
+    stamp); remembers the size of the last datagram it received."""
 
-    def __init__(self, inner: DatagramSocket) -> None:
-        super().__init__(inner.family, socket.SOCK_DGRAM)
-        self.inner: Any = inner  # the backend's socket (untyped in dnspython)
+    def __init__(self, exchange: DatagramExchange) -> None:
+        super().__init__(exchange.family, socket.SOCK_DGRAM)
+        self.exchange = exchange
         self.received_bytes = 0
 
     async def sendto(self, what: bytes, destination: Any, timeout: float | None) -> int:
-        sent: int = await self.inner.sendto(what, destination, timeout)
-        return sent
+        return self.exchange.send(what)
 
     async def recvfrom(self, size: int, timeout: float | None) -> tuple[bytes, Any]:
-        data, address = await self.inner.recvfrom(size, timeout)
+        async with asyncio.timeout(timeout):
+            data, address = await self.exchange.recv(size)
         self.received_bytes = len(data)
         return data, address
 
     async def close(self) -> None:
-        await self.inner.close()
+        self.exchange.close()
 
     async def getsockname(self) -> Any:
-        return await self.inner.getsockname()
+        return self.exchange.getsockname()
 
 
 class _Stream(StreamSocket):
@@ -157,21 +161,18 @@ class _AsyncioConn:
 
 
 class AsyncioDnsNetwork:
-    """Production network: dnspython's async query functions on asyncio sockets and streams."""
+    """Production network: dnspython's async query functions on the agent's own UDP socket (``udp``) and on
+    asyncio streams."""
 
-    def __init__(self) -> None:
-        self.backend = dns.asyncbackend.get_backend("asyncio")
+    datagram_type: type[_StampedDatagram] = _StampedDatagram
 
     async def udp(
         self, query: dns.message.Message, ip: str, port: int, timeout_s: float
-    ) -> tuple[dns.message.Message, int]:
-        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        # A connected socket: the kernel drops datagrams from other addresses and reports ICMP port
-        # unreachable as ConnectionRefusedError instead of a silent timeout.
-        inner = await self.backend.make_socket(family, socket.SOCK_DGRAM, 0, None, (ip, port))  # type: ignore[no-untyped-call]
-        async with _CountingDatagram(inner) as sock:
+    ) -> tuple[dns.message.Message, int, float | None]:
+        exchange = DatagramExchange(ip, port, asyncio.get_running_loop())
+        async with self.datagram_type(exchange) as sock:
             response = await dns.asyncquery.udp(query, ip, timeout=timeout_s, port=port, sock=sock)
-            return response, sock.received_bytes
+            return response, sock.received_bytes, exchange.reply_ms()
 
     async def connect(self, ip: str, port: int) -> StreamConn:
         sock = await connect_socket(ip, port)
@@ -449,9 +450,13 @@ class _Exchange:
         timeout_s = max(self.ctx.remaining_s(), 0.001)
         if self.check.transport == "udp" and not force_tcp:
             if not record:
-                return await network.udp(query, self.ip, self.port, timeout_s)
-            with self.ctx.phase("dns", **{"dns.question.name": self.ctx.target}):
-                return await network.udp(query, self.ip, self.port, timeout_s)
+                response, size, _ = await network.udp(query, self.ip, self.port, timeout_s)
+                return response, size
+            exchange = self.ctx.phase("dns", **{"dns.question.name": self.ctx.target})
+            with exchange:
+                response, size, kernel_ms = await network.udp(query, self.ip, self.port, timeout_s)
+                exchange.measured(kernel_ms)
+            return response, size
         conn = await self._stream()
         if not record:
             return await network.stream_query(conn, query, timeout_s)
