@@ -1,10 +1,10 @@
 """DNS probe: one query of any type to a chosen server (or the system resolver) over UDP, TCP or TLS.
 
-Phases: ``connect`` (TCP connect, TCP/TLS only: the kernel's handshake RTT, as for the TCP probe), ``tls``
-(handshake, DNS-over-TLS only) and ``dns`` (the query-response exchange; over UDP from the query handed to
-the kernel to the kernel's receive stamp of the reply, as dig's "Query time", which the agent's own load
-does not lengthen; over TCP and TLS from sending the query to the parsed reply). A UDP answer with TC set
-is retried over TCP, and that retry's connect and exchange add to the same phases.
+Phases: ``connect`` (TCP connect, TCP/TLS only), ``tls`` (handshake, DNS-over-TLS only) and ``dns`` (the
+query-response exchange; over UDP from the query handed to the kernel to the kernel's receive stamp of the
+reply, as dig's "Query time", which the agent's own load does not lengthen; over TCP and TLS from sending
+the query to the parsed reply, as the event loop sees it). A UDP answer with TC set is retried over TCP,
+and that retry's connect and exchange add to the same phases.
 
 Decisions, in order (first failure wins):
 1. no reply / transport errors: raised, the runner maps them (timeout, refused, TLS, ...);
