@@ -67,7 +67,7 @@ def _keep_stamping_on() -> None:
 
 
 class Waiter:
-    """The sockets waiting on one event loop: :meth:`wait` gives a future for a socket's next event.
+    """The sockets waiting on one event loop: :meth:`event` awaits a socket's next event.
 
     It holds no reference to its loop (the loop holds it, through its reader callback), so a loop that is
     closed and dropped takes its waiter and epoll set along."""
@@ -79,11 +79,11 @@ class Waiter:
         self._waiting: dict[int, asyncio.Future[int]] = {}
         loop.add_reader(self._epoll.fileno(), self._ready)
 
-    def wait(self, loop: asyncio.AbstractEventLoop, fd: int, events: int, new: bool) -> asyncio.Future[int]:
-        """A future set to ``fd``'s epoll events once one of ``events`` (or an error) happens on it.
-        ``new``: a socket that never waited here (one system call: added); otherwise its entry is re-armed,
-        and added if it turns out not to be in the set (a socket from elsewhere, a connect that completed at
-        once). Whoever stops waiting calls :meth:`forget`; closing the socket drops its entry."""
+    async def event(self, loop: asyncio.AbstractEventLoop, fd: int, events: int, new: bool = False) -> int:
+        """``fd``'s epoll events, once one of ``events`` (or an error) happens on it. ``new``: a socket that
+        never waited here (one system call: added); otherwise its entry is re-armed, and added if it turns
+        out not to be in the set (a socket from elsewhere, a connect that completed at once). Closing the
+        socket drops its entry."""
         done: asyncio.Future[int] = loop.create_future()
         if new:
             self._epoll.register(fd, events | _ONE_SHOT)
@@ -93,10 +93,10 @@ class Waiter:
             except FileNotFoundError:
                 self._epoll.register(fd, events | _ONE_SHOT)
         self._waiting[fd] = done
-        return done
-
-    def forget(self, fd: int) -> None:
-        self._waiting.pop(fd, None)
+        try:
+            return await done
+        finally:
+            self._waiting.pop(fd, None)  # also when the wait was cancelled (a run's deadline)
 
     def _ready(self) -> None:
         waiting = self._waiting
@@ -129,12 +129,7 @@ async def connect_socket(ip: str, port: int) -> socket.socket:
         err = sock.connect_ex((ip, port))
         if err in (errno.EINPROGRESS, errno.EAGAIN):
             loop = asyncio.get_running_loop()
-            waiter = waiter_of(loop)
-            fd = sock.fileno()
-            try:
-                events = await waiter.wait(loop, fd, select.EPOLLOUT, new=True)
-            finally:
-                waiter.forget(fd)
+            events = await waiter_of(loop).event(loop, sock.fileno(), select.EPOLLOUT, new=True)
             # Writable without an error condition is a completed connect; otherwise ask for the error.
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if events & _FAILED else 0
         if err:
@@ -199,11 +194,7 @@ class SocketStream:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
     async def _wait(self, events: int) -> None:
-        waiter = self._waiter
-        try:
-            await waiter.wait(self._loop, self._fd, events, new=False)  # in the set already, from its connect
-        finally:
-            waiter.forget(self._fd)
+        await self._waiter.event(self._loop, self._fd, events)  # in the set already, from its connect
 
     async def read(self, n: int) -> bytes:
         sock = self._sock
@@ -266,7 +257,7 @@ class DatagramExchange:
     latest datagram, however late the loop read it. Connected, so the kernel drops datagrams from other
     addresses and reports an ICMP port unreachable as ``ConnectionRefusedError`` on the next call."""
 
-    __slots__ = ("_fd", "_loop", "_sock", "_waited", "_waiter", "received_ns", "sent_ns")
+    __slots__ = ("_fd", "_loop", "_sock", "_waiter", "received_ns", "sent_ns")
 
     def __init__(self, ip: str, port: int, loop: asyncio.AbstractEventLoop) -> None:
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -282,7 +273,6 @@ class DatagramExchange:
         self._fd = sock.fileno()
         self._loop = loop
         self._waiter = waiter_of(loop)
-        self._waited = False
         self.sent_ns: int | None = None
         self.received_ns: int | None = None
 
@@ -303,12 +293,7 @@ class DatagramExchange:
             try:
                 data, ancdata, _flags, address = self._sock.recvmsg(n, _STAMP_SPACE)
             except BlockingIOError:
-                waiter = self._waiter
-                try:
-                    await waiter.wait(self._loop, self._fd, select.EPOLLIN, new=not self._waited)
-                finally:
-                    waiter.forget(self._fd)
-                self._waited = True
+                await self._waiter.event(self._loop, self._fd, select.EPOLLIN)  # added on the first wait
                 continue
             self.received_ns = rx_timestamp_ns(ancdata)
             return data, address

@@ -6,10 +6,9 @@ does the TLS handshake with the host name as SNI (``tls``), sends the request an
 start (``ttfb``) and reads it to the end (``transfer``); a hop is a fresh connection. Over plain HTTP/1.1
 ``ttfb`` and ``transfer`` come from the kernel's receive stamps (``_sockio.SocketStream``): from the request
 handed to the kernel to the first byte's arrival, and from there to the last byte's, which a busy agent
-does not lengthen. The phases of all
-hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps its own in ``HttpResult.redirects``. The
-``traceparent`` header names the hop's ``ttfb`` span as the parent, so an instrumented server's spans nest
-under the request that caused them.
+does not lengthen. The phases of all hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps its
+own in ``HttpResult.redirects``. The ``traceparent`` header names the hop's ``ttfb`` span as the parent, so
+an instrumented server's spans nest under the request that caused them.
 
 HTTP/1.1 (``_http1``) and HTTP/2 (h2) are spoken over a byte stream (``_http_wire``): the loop's TLS transport
 for https:// (``_stream``), the socket itself for http:// (``_sockio.SocketStream``); over TLS, ALPN picks
