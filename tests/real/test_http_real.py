@@ -4,22 +4,19 @@ asyncio servers, a closed port and an address that never answers; phases compare
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from netobs.config import HttpCheck
-from netobs.probes._sockio import connect_socket
 from netobs.probes.http import HttpProbe
 from netobs.result import ErrorType, ProbeResult
 from netobs.runner import Runner
 from netobs.telemetry import InMemoryTelemetry, Telemetry
 from tests import cycles
-from tests.real import httpbed
+from tests.real import busy, httpbed
 
 pytestmark = pytest.mark.real
 
@@ -177,48 +174,50 @@ async def test_first_byte_delay_shows_in_ttfb(bed: Bed, server: str, version: st
     assert result.phases_ms["connect"] < 50
 
 
-HOLD_S = 0.5  # longer than the server's first-byte delay: the answer arrives while the loop is held
-
-
-class _HoldsTheLoopAfterItsFirstSend(socket.socket):
-    """A probe's socket whose first send holds the event loop for HOLD_S once the bytes are out (an agent
-    with more to do than CPU, right after sending the request)."""
-
-    held = False
-
-    def send(self, data: Any, flags: int = 0) -> int:
-        sent = super().send(data, flags)
-        if not self.held:
-            self.held = True
-            time.sleep(HOLD_S)
-        return sent
-
-
-async def _held_connector(ip: str, port: int) -> socket.socket:
-    sock = await connect_socket(ip, port)
-    held = _HoldsTheLoopAfterItsFirstSend(fileno=sock.detach())
-    held.setblocking(False)
-    return held
-
-
-async def test_ttfb_and_transfer_are_the_kernels_not_the_delay_of_a_busy_agent(bed: Bed) -> None:
-    """nginx answers /delay after 300 ms; the agent's loop is held for 500 ms right after the request went
-    out. The run takes the 500 ms, but ttfb and transfer (and their spans) say when the bytes arrived."""
+async def _run_held(url: str, hold_at: int, **fields: Any) -> tuple[ProbeResult, dict[str, Any]]:
     tel = Telemetry.in_memory()
-    runner = Runner("a1", "test", {"http": HttpProbe(connector=_held_connector)}, sinks=[tel.record], tracer=tel.tracer)
-    check = _check(bed.url("plain", "/delay"))
+    probe = HttpProbe(connector=busy.held_connector(hold_at))
+    runner = Runner("a1", "test", {"http": probe}, sinks=[tel.record], tracer=tel.tracer)
+    check = _check(url, **fields)
     result = await runner.run(check, check.targets[0])
     assert result.success, result.error_message
-    delay_ms = httpbed.DELAY_S * 1000
-    assert result.duration_ms >= HOLD_S * 1000
-    assert delay_ms - 2 <= result.phases_ms["ttfb"] < delay_ms + 150 < HOLD_S * 1000
-    assert 0 <= result.phases_ms["transfer"] < 50
-    spans = {s.name: s for s in tel.span_exporter.get_finished_spans()}
-    for phase in ("ttfb", "transfer"):
+    assert result.duration_ms >= busy.HOLD_S * 1000
+    return result, {s.name: s for s in tel.span_exporter.get_finished_spans()}
+
+
+def _assert_spans_last_their_phases(result: ProbeResult, spans: dict[str, Any], phases: tuple[str, ...]) -> None:
+    for phase in phases:
         span = spans[phase]
         assert span.end_time is not None and span.start_time is not None
         # the record keeps µs (3 decimals of ms); the span the kernel's ns
         assert abs(span.end_time - span.start_time - result.phases_ms[phase] * 1_000_000) <= 500
+
+
+@pytest.mark.parametrize(("server", "hold_at"), [("plain", 1), ("valid", busy.TLS13_SENDS["request"])])
+async def test_ttfb_and_transfer_are_the_kernels_not_the_delay_of_a_busy_agent(
+    bed: Bed, server: str, hold_at: int
+) -> None:
+    """nginx answers /delay after 300 ms; the agent's loop is held for 500 ms right after the request went
+    out (over TLS too). The run takes the 500 ms, but ttfb and transfer (and their spans) say when the bytes
+    arrived."""
+    url = bed.url(server, "/delay")
+    result, spans = await _run_held(url, hold_at, ca_file=str(bed.pki.ca_file), http_version="1.1")
+    if server == "valid":
+        assert result.http is not None and result.http.tls is not None
+        assert result.http.tls.version == "TLSv1.3"  # what hold_at counts on
+    delay_ms = httpbed.DELAY_S * 1000
+    assert delay_ms - 2 <= result.phases_ms["ttfb"] < delay_ms + 150 < busy.HOLD_S * 1000
+    assert 0 <= result.phases_ms["transfer"] < 50
+    _assert_spans_last_their_phases(result, spans, ("ttfb", "transfer"))
+
+
+async def test_the_tls_handshake_is_the_kernels_not_the_delay_of_a_busy_agent(bed: Bed) -> None:
+    """The loop is held for 500 ms right after the ClientHello went out: nginx's answer waits in the socket,
+    and the tls phase (and span) runs to the kernel's stamp of its arrival."""
+    url = bed.url("valid", "/")
+    result, spans = await _run_held(url, busy.TLS13_SENDS["client_hello"], ca_file=str(bed.pki.ca_file))
+    assert 0 < result.phases_ms["tls"] < 50, result.phases_ms
+    _assert_spans_last_their_phases(result, spans, ("tls",))
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from netobs.result import ErrorType, ProbeResult
 from netobs.runner import Runner
 from netobs.telemetry import Telemetry
 from tests import cycles
-from tests.real import httpbed
+from tests.real import busy, httpbed
 
 pytestmark = pytest.mark.real
 
@@ -33,9 +33,9 @@ def _check(target: str, **fields: Any) -> TcpCheck:
     return TcpCheck(name="tcp", type="tcp", targets=[target], interval_s=30.0, **fields)
 
 
-async def _run(check: TcpCheck) -> ProbeResult:
+async def _run(check: TcpCheck, probe: TcpProbe | None = None) -> ProbeResult:
     tel = Telemetry.in_memory()
-    runner = Runner("a1", "test", {"tcp": TcpProbe()}, sinks=[tel.record], tracer=tel.tracer)
+    runner = Runner("a1", "test", {"tcp": probe or TcpProbe()}, sinks=[tel.record], tracer=tel.tracer)
     result = await runner.run(check, check.targets[0])
     spans = tel.span_exporter.get_finished_spans()
     assert sorted(s.name for s in spans if s.parent is not None) == sorted(result.phases_ms)
@@ -105,6 +105,17 @@ async def test_tls(
     assert tls.cert_expiry_days is not None
     assert expiry_days[0] < tls.cert_expiry_days <= expiry_days[1]
     assert tls.chain_verified is fields.get("tls_verify", True)
+
+
+async def test_the_tls_handshake_is_the_kernels_not_the_delay_of_a_busy_agent(bed: httpbed.Bed) -> None:
+    """The loop is held for 500 ms right after the ClientHello went out: the server's answer waits in the
+    socket, and the tls phase runs to the kernel's stamp of its arrival (the run takes the 500 ms)."""
+    check = _check(f"127.0.0.1:{bed.port('valid')}", tls=True, ca_file=str(bed.pki.ca_file))
+    probe = TcpProbe(connector=busy.held_connector(busy.TLS13_SENDS["client_hello"]))
+    result = await _run(check, probe)
+    assert result.success, result.error_message
+    assert result.duration_ms >= busy.HOLD_S * 1000
+    assert 0 < result.phases_ms["tls"] < 50, result.phases_ms
 
 
 @pytest.mark.parametrize(

@@ -179,7 +179,17 @@ class SocketStream:
     byte's time stretches towards the last byte's (never beyond what the loop saw) and the transfer shrinks
     by as much. A response that comes in one go, as most answers to a probe do, is timed exactly."""
 
-    __slots__ = ("_fd", "_first_rx_ns", "_last_rx_ns", "_loop", "_pending", "_sent_ns", "_sock", "_waiter")
+    __slots__ = (
+        "_fd",
+        "_first_rx_ns",
+        "_last_rx_ns",
+        "_loop",
+        "_pending",
+        "_sent_ns",
+        "_sock",
+        "_waiter",
+        "latest_tx_ns",
+    )
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
         self._sock = sock
@@ -190,6 +200,7 @@ class SocketStream:
         self._sent_ns: int | None = None
         self._first_rx_ns: int | None = None
         self._last_rx_ns: int | None = None
+        self.latest_tx_ns: int | None = None  # when the latest write handed its bytes over
         _keep_stamping_on()
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
@@ -211,8 +222,9 @@ class SocketStream:
             return data
 
     def write(self, data: bytes) -> None:
+        now_ns = self.latest_tx_ns = time.time_ns()
         if self._sent_ns is None:
-            self._sent_ns = time.time_ns()
+            self._sent_ns = now_ns
         if self._pending:
             self._pending += data
             return
@@ -231,6 +243,11 @@ class SocketStream:
                 del pending[: self._sock.send(pending)]
             except BlockingIOError:
                 continue
+
+    @property
+    def latest_rx_ns(self) -> int | None:
+        """The kernel's receive stamp (Unix epoch ns) of the latest read, or None (none yet, or unstamped)."""
+        return self._last_rx_ns
 
     def first_byte_ms(self) -> float | None:
         """From the first ``write`` to the kernel's stamp of the first read, or None (nothing written or read

@@ -16,7 +16,7 @@ import asyncio
 import functools
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -47,6 +47,10 @@ class Resolver(Protocol):
         """Addresses of ``host`` (``ip_version``: "auto", "4" or "6"), preferred first; raises
         ``socket.gaierror`` when the name does not resolve."""
         ...
+
+
+# Opens a connected non-blocking TCP socket to (ip, port); production: ``_sockio.connect_socket``.
+Connector = Callable[[str, int], Awaitable[socket.socket]]
 
 
 class SystemResolver:

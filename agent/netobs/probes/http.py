@@ -3,15 +3,15 @@
 Every hop resolves its host with the injected resolver (``dns``; none for an IP address), connects to the
 first address (``connect``: the kernel's handshake RTT where it has one, ``_sockio.handshake_rtt_ms``),
 does the TLS handshake with the host name as SNI (``tls``), sends the request and waits for the response to
-start (``ttfb``) and reads it to the end (``transfer``); a hop is a fresh connection. Over plain HTTP/1.1
-``ttfb`` and ``transfer`` come from the kernel's receive stamps (``_sockio.SocketStream``): from the request
-handed to the kernel to the first byte's arrival, and from there to the last byte's, which a busy agent
-does not lengthen. The phases of all hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps its
-own in ``HttpResult.redirects``. The ``traceparent`` header names the hop's ``ttfb`` span as the parent, so
-an instrumented server's spans nest under the request that caused them.
+start (``ttfb``) and reads it to the end (``transfer``); a hop is a fresh connection. The bytes go through
+the socket itself, plain (``_sockio.SocketStream``) or under TLS (``_tlsio.TlsStream``), and the kernel
+stamps what arrives, so the TLS handshake (its round trips), and over HTTP/1.1 ``ttfb`` (from the request
+handed to the kernel to the first byte's arrival) and ``transfer`` (from there to the last byte's) are
+timings that a busy agent does not lengthen. The phases of all hops add up in ``ProbeResult.phases_ms``;
+each redirect hop keeps its own in ``HttpResult.redirects``. The ``traceparent`` header names the hop's
+``ttfb`` span as the parent, so an instrumented server's spans nest under the request that caused them.
 
-HTTP/1.1 (``_http1``) and HTTP/2 (h2) are spoken over a byte stream (``_http_wire``): the loop's TLS transport
-for https:// (``_stream``), the socket itself for http:// (``_sockio.SocketStream``); over TLS, ALPN picks
+HTTP/1.1 (``_http1``) and HTTP/2 (h2) are spoken over that byte stream (``_http_wire``); over TLS, ALPN picks
 the version (``http_version: auto`` offers both); ``http_version: "2"`` on http:// is HTTP/2 with prior
 knowledge. Failures map to: TLS_CERT (verification), TLS_HANDSHAKE (handshake failed or did not finish
 before the deadline), PROTOCOL (the peer broke HTTP), BODY_TOO_LARGE, HTTP_STATUS and ASSERTION; refused,
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 from opentelemetry.trace import Span
@@ -41,13 +40,11 @@ from netobs.probes._http_wire import (
     Response,
 )
 from netobs.probes._sockio import SocketStream, connect_socket, handshake_rtt_ms
-from netobs.probes._stream import Stream, open_stream
-from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, literal_ip
+from netobs.probes._tlsio import TlsStream
+from netobs.probes.base import Connector, Outcome, ProbeContext, Resolver, SystemResolver, literal_ip
 from netobs.probes.tls import client_context, tls_info
 from netobs.probes.traceroute import path_trace
 from netobs.result import ErrorType, HttpHop, HttpResult, TlsInfo
-
-Connector = Callable[[str, int], Awaitable[socket.socket]]
 
 USER_AGENT = "netobs-agent/0.1"
 _ALPN = {"auto": ("h2", "http/1.1"), "2": ("h2",), "1.1": ("http/1.1",)}
@@ -128,13 +125,12 @@ class HttpProbe:
             with connect:
                 sock = await self.connector(ip, target.port)
                 connect.measured(handshake_rtt_ms(sock))
-        stream: Stream | SocketStream | None = None
+        stream: TlsStream | SocketStream | None = None
         try:
             if target.scheme == "https":
                 stream = await self._tls(ctx, check, target, sock, ip)
-                ssl_object = stream.get_extra_info("ssl_object")
-                result.tls = tls_info(ssl_object, verified=check.tls_verify)
-                h2_chosen = ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
+                result.tls = tls_info(stream.ssl_object, verified=check.tls_verify)
+                h2_chosen = stream.ssl_object.selected_alpn_protocol() == "h2"
                 if check.http_version == "2" and not h2_chosen:
                     raise _Failed(ErrorType.PROTOCOL, "http_version 2 required but the server did not offer h2")
             else:
@@ -149,9 +145,9 @@ class HttpProbe:
                 "server.port": target.port,
                 "network.protocol.version": exchange.http_version,
             }
-            # Over HTTP/1.1 on the socket itself, the response's first byte is the first byte back, and the
-            # kernel's receive stamps time both halves (HTTP/2 starts with the server's SETTINGS instead).
-            stamped = stream if type(stream) is SocketStream and not h2_chosen else None
+            # Over HTTP/1.1 the response's first byte is the first byte back (HTTP/2 starts with the server's
+            # SETTINGS instead), and the kernel's receive stamps time both halves.
+            stamped = None if h2_chosen else stream
             try:
                 ttfb = ctx.phase("ttfb", **attrs)
                 with ttfb as span:
@@ -178,13 +174,18 @@ class HttpProbe:
                 stream.abort()
             sock.close()
 
-    async def _tls(self, ctx: ProbeContext, check: HttpCheck, target: Target, sock: socket.socket, ip: str) -> Stream:
-        tls_ctx = self._context(check)
+    async def _tls(
+        self, ctx: ProbeContext, check: HttpCheck, target: Target, sock: socket.socket, ip: str
+    ) -> TlsStream:
+        stream = TlsStream(sock, asyncio.get_running_loop(), self._context(check), target.host)
         budget_s = max(0.0, ctx.remaining_s() - min(_TLS_MARGIN_S, check.timeout_s / 10))
         try:
-            with ctx.phase("tls", **{"server.address": target.host}):
+            tls = ctx.phase("tls", **{"server.address": target.host})
+            with tls:
                 async with asyncio.timeout(budget_s):
-                    return await open_stream(sock, ssl=tls_ctx, server_hostname=target.host)
+                    await stream.handshake()
+                tls.measured(stream.handshake_ms)
+            return stream
         except ssl.SSLCertVerificationError as exc:
             result: HttpResult = ctx.detail
             result.tls = await self._inspect_certificate(ctx, target, ip)
@@ -207,16 +208,13 @@ class HttpProbe:
             async with asyncio.timeout(budget_s):
                 sock = await self.connector(ip, target.port)
                 try:
-                    stream = await open_stream(sock, ssl=self._unverified(), server_hostname=target.host)
-                except BaseException:
+                    stream = TlsStream(sock, asyncio.get_running_loop(), self._unverified(), target.host)
+                    await stream.handshake()
+                    return tls_info(stream.ssl_object, verified=False)
+                finally:
                     sock.close()
-                    raise
         except (OSError, TimeoutError):
             return None
-        try:
-            return tls_info(stream.get_extra_info("ssl_object"), verified=False)
-        finally:
-            stream.abort()
 
     def _request(self, ctx: ProbeContext, check: HttpCheck, target: Target, method: str, body: bytes) -> Request:
         """The request of one hop. A configured Host header replaces the URL's authority (a virtual host

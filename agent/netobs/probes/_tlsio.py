@@ -1,0 +1,142 @@
+"""TLS on the socket itself, timed by the kernel's receive stamps as plain sockets are (``_sockio``).
+
+Theory of operation. Over the loop's TLS transport the handshake, the time to first byte and the transfer
+of an HTTPS request can only be timed when the event loop gets round to them, so on a busy agent they grow
+with the agent's own backlog (a held loop adds all of its delay to whichever phase is under way). Here the
+TLS records go through a :class:`~netobs.probes._sockio.SocketStream` (``recvmsg`` with ``SO_TIMESTAMPNS``,
+``send``), and an ``ssl.SSLObject`` over two memory BIOs does the TLS, so every byte read comes with the
+kernel's stamp of its arrival:
+
+- the handshake (:meth:`TlsStream.handshake`) is timed round trip by round trip: from each flight of the
+  client handed to the kernel to the stamp of the last segment of the server's answer that the handshake
+  needed. The client's own work between flights (verifying the chain, deriving keys), which a busy loop
+  delays, is left out; a TLS 1.3 handshake is one round trip, TLS 1.2 two;
+- the response (``first_byte_ms``, ``transfer_ms``): from the first application data handed to the kernel
+  to the stamp of the read that first gave application data back, and from there to the stamp of the
+  latest. Records that carry none (a TLS 1.3 session ticket that arrives ahead of the response) do not
+  count as the first byte.
+
+The stream has the ``read``/``write``/``drain``/``abort`` of ``_http_wire.ByteStream``. ``read`` returns
+``b""`` once the peer has closed (with or without ``close_notify``: an HTTP response that ended early is
+caught by the HTTP layer, which knows its length).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+
+from netobs.probes._sockio import SocketStream
+
+# What one raw read asks the socket for: a TLS record is at most 16 KiB plus its overhead.
+_RAW_READ_BYTES = 65536
+
+
+class TlsStream:
+    """A TLS client connection over the connected non-blocking ``sock`` (see the module's notes). Call
+    :meth:`handshake` first; failures raise what ``ssl`` raises (``ssl.SSLCertVerificationError``,
+    ``ssl.SSLError``), or ``ConnectionResetError`` when the peer closes during the handshake."""
+
+    __slots__ = ("_first_rx_ns", "_in", "_last_rx_ns", "_out", "_raw", "_sent_ns", "handshake_ms", "ssl_object")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        loop: asyncio.AbstractEventLoop,
+        context: ssl.SSLContext,
+        server_hostname: str | None,
+    ) -> None:
+        self._raw = SocketStream(sock, loop)
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self.ssl_object = context.wrap_bio(self._in, self._out, server_side=False, server_hostname=server_hostname)
+        self.handshake_ms: float | None = None  # the kernel-stamped time of the handshake, once done
+        self._sent_ns: int | None = None
+        self._first_rx_ns: int | None = None
+        self._last_rx_ns: int | None = None
+
+    async def handshake(self) -> None:
+        """The TLS handshake; sets ``handshake_ms`` (None when the kernel gave no stamps)."""
+        ssl_object = self.ssl_object
+        total_ns = 0
+        stamped = True
+        flight_sent_ns: int | None = None  # when the client's latest flight was handed to the kernel
+        while True:
+            try:
+                ssl_object.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            out = self._out.read()
+            if flight_sent_ns is not None and (out or done):
+                # The server's answer to the previous flight is complete: it ends with the latest read.
+                stamp = self._raw.latest_rx_ns
+                if stamp is None:
+                    stamped = False
+                else:
+                    total_ns += stamp - flight_sent_ns
+                flight_sent_ns = None
+            if out:
+                self._raw.write(out)
+                await self._raw.drain()
+                if not done:
+                    flight_sent_ns = self._raw.latest_tx_ns
+            if done:
+                break
+            data = await self._raw.read(_RAW_READ_BYTES)
+            if not data:
+                raise ConnectionResetError("the peer closed the connection during the TLS handshake")
+            self._in.write(data)
+        self.handshake_ms = total_ns / 1e6 if stamped and total_ns > 0 else None
+
+    async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes of application data, waiting for some; ``b""`` once the peer has closed."""
+        ssl_object = self.ssl_object
+        while True:
+            try:
+                data = ssl_object.read(n)
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+            else:
+                if data:
+                    stamp = self._raw.latest_rx_ns
+                    self._last_rx_ns = stamp
+                    if self._first_rx_ns is None:
+                        self._first_rx_ns = stamp or 0
+                return data
+            out = self._out.read()  # a record the TLS layer answers with (a key update)
+            if out:
+                self._raw.write(out)
+            raw = await self._raw.read(_RAW_READ_BYTES)
+            if raw:
+                self._in.write(raw)
+            else:
+                self._in.write_eof()
+
+    def write(self, data: bytes) -> None:
+        self.ssl_object.write(data)
+        self._raw.write(self._out.read())
+        if self._sent_ns is None:
+            self._sent_ns = self._raw.latest_tx_ns
+
+    async def drain(self) -> None:
+        await self._raw.drain()
+
+    def first_byte_ms(self) -> float | None:
+        """From the first ``write`` after the handshake to the kernel's stamp of the first application data,
+        or None (see ``SocketStream.first_byte_ms``)."""
+        if not self._sent_ns or not self._first_rx_ns:
+            return None
+        return (self._first_rx_ns - self._sent_ns) / 1e6
+
+    def transfer_ms(self) -> float | None:
+        """From the kernel's stamp of the first application data read to that of the latest, or None."""
+        if not self._first_rx_ns or not self._last_rx_ns:
+            return None
+        return (self._last_rx_ns - self._first_rx_ns) / 1e6
+
+    def abort(self) -> None:
+        self._raw.abort()
