@@ -4,6 +4,7 @@ misbehaving servers, and dig on the same queries. See ``dnsbed`` for the bed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import shutil
@@ -11,6 +12,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,7 @@ from netobs.probes.dns import AsyncioDnsNetwork, DnsProbe, _StampedDatagram
 from netobs.result import ProbeResult
 from netobs.runner import Runner
 from tests import cycles
+from tests.real import busy
 from tests.real.dnsbed import LOOPBACK, TLS_NAME, DnsBed, FakeDnsServer, dig, dns_bed, free_port
 
 pytestmark = pytest.mark.real
@@ -359,8 +362,46 @@ async def test_a_busy_agent_does_not_lengthen_the_udp_exchange(bed: DnsBed) -> N
     assert abs((dns_span.end_time - dns_span.start_time) / 1e6 - result.phases_ms["dns"]) < 0.01
 
 
+@contextlib.contextmanager
+def _fake_server_in_a_thread() -> Iterator[int]:
+    """A FakeDnsServer answering at once, on an event loop of its own thread (the test holds its own loop);
+    yields its port."""
+    ready, stop = threading.Event(), threading.Event()
+    ports: list[int] = []
+
+    async def serve() -> None:
+        async with FakeDnsServer("delay") as fake:
+            ports.append(fake.port)
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(10), "the fake DNS server did not start"
+        yield ports[0]
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+async def test_a_busy_agent_does_not_lengthen_the_tcp_exchange() -> None:
+    """The loop is held for 500 ms right after the query went out over TCP; the answer (one write, at once)
+    waits in the socket, and the dns phase runs to the kernel's stamp of its arrival."""
+    with _fake_server_in_a_thread() as port:
+        c = check("www.fake.test", f"{LOOPBACK}:{port}", transport="tcp")
+        probe = DnsProbe(network=AsyncioDnsNetwork(connector=busy.held_connector(1)))  # the query: send 1
+        result = await Runner("test", "lo", {"dns": probe}).run(c, c.targets[0])
+    assert result.success, result.error_message
+    assert result.duration_ms >= busy.HOLD_S * 1000
+    assert 0 < result.phases_ms["dns"] < 50, result.phases_ms
+    assert 0 < result.phases_ms["connect"] < 50, result.phases_ms
+
+
 _SYSTEM_RESOLVER_RUN = """
 import asyncio
+import contextlib
 from netobs.config import DnsCheck
 from netobs.probes.dns import AsyncioDnsNetwork, DnsProbe, _StampedDatagram
 from netobs.runner import Runner

@@ -28,6 +28,8 @@ class FakeConn:
     def __init__(self) -> None:
         self.closed = False
         self.tls_done = False
+        self.connect_ms: float | None = None
+        self.handshake_ms: float | None = None
 
     def close(self) -> None:
         self.closed = True
@@ -66,11 +68,11 @@ class FakeNetwork:
 
     async def stream_query(
         self, conn: FakeConn, query: dns.message.Message, timeout_s: float
-    ) -> tuple[dns.message.Message, int]:
+    ) -> tuple[dns.message.Message, int, float | None]:
         self.calls.append(("stream", query))
         assert self.stream_responder is not None
         response = self.stream_responder(query)
-        return response, len(response.to_wire())
+        return response, len(response.to_wire()), None
 
 
 def answer(

@@ -75,7 +75,7 @@ class Response:
 
 
 class ByteStream(Protocol):
-    """What an exchange needs of its connection: ``_stream.Stream`` (TLS), ``_sockio.SocketStream`` (plain)."""
+    """What an exchange needs of its connection: ``_tlsio.TlsStream`` (TLS), ``_sockio.SocketStream`` (plain)."""
 
     async def read(self, n: int) -> bytes: ...
 

@@ -14,10 +14,10 @@ missed.
 
 - :func:`connect_socket`: a non-blocking connect, its completion awaited here;
 - :class:`SocketStream`: ``read``/``write``/``drain``/``abort`` straight on the socket (``recvmsg``/``send``),
-  for plain HTTP; TLS goes through the loop's transports (``_stream.Stream``), where the TLS machinery is.
+  for plain HTTP and DNS over TCP, and under TLS (``_tlsio.TlsStream``, which carries its records).
   The kernel stamps what the socket receives (``SO_TIMESTAMPNS``), so the stream knows when the first and
   the last byte arrived, however late the loop read them (:meth:`SocketStream.first_byte_ms`,
-  :meth:`SocketStream.transfer_ms`).
+  :meth:`SocketStream.transfer_ms`, :meth:`SocketStream.exchange_ms`).
 - :class:`DatagramExchange`: a connected UDP socket for a request and its reply (DNS over UDP), the reply
   timed by the kernel's receive stamp in the same way (:meth:`DatagramExchange.reply_ms`).
 
@@ -53,6 +53,14 @@ def rx_timestamp_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
             sec, nsec = _TIMESPEC.unpack_from(data)
             return int(sec * 1_000_000_000 + nsec)
     return None
+
+
+def elapsed_ms(start_ns: int | None, end_ns: int | None) -> float | None:
+    """From ``start_ns`` to ``end_ns`` (wall-clock ns: ``time.time_ns`` and the kernel's stamps) in ms, or None
+    when either is unknown or the end comes first (a step of the wall clock)."""
+    if not start_ns or not end_ns or end_ns < start_ns:
+        return None
+    return (end_ns - start_ns) / 1e6
 
 
 @functools.cache
@@ -249,19 +257,20 @@ class SocketStream:
         """The kernel's receive stamp (Unix epoch ns) of the latest read, or None (none yet, or unstamped)."""
         return self._last_rx_ns
 
+    def exchange_ms(self) -> float | None:
+        """From the latest ``write`` to the kernel's stamp of the latest read, or None (nothing read since,
+        or no stamp): a request's round trip on a stream that carries several in turn (DNS over TCP)."""
+        return elapsed_ms(self.latest_tx_ns, self._last_rx_ns)
+
     def first_byte_ms(self) -> float | None:
         """From the first ``write`` to the kernel's stamp of the first read, or None (nothing written or read
         yet, or no kernel stamp). For a request and its response: the time to first byte, which the agent's
         own load does not lengthen (see the class's note on a late first read)."""
-        if not self._sent_ns or not self._first_rx_ns:
-            return None
-        return (self._first_rx_ns - self._sent_ns) / 1e6
+        return elapsed_ms(self._sent_ns, self._first_rx_ns)
 
     def transfer_ms(self) -> float | None:
         """From the kernel's stamp of the first read to that of the latest, or None."""
-        if not self._first_rx_ns or not self._last_rx_ns:
-            return None
-        return (self._last_rx_ns - self._first_rx_ns) / 1e6
+        return elapsed_ms(self._first_rx_ns, self._last_rx_ns)
 
     def abort(self) -> None:
         self._sock.close()
@@ -317,9 +326,7 @@ class DatagramExchange:
 
     def reply_ms(self) -> float | None:
         """From the latest ``send`` to the kernel's stamp of the latest datagram received, or None."""
-        if self.sent_ns is None or self.received_ns is None:
-            return None
-        return (self.received_ns - self.sent_ns) / 1e6
+        return elapsed_ms(self.sent_ns, self.received_ns)
 
     def close(self) -> None:
         self._sock.close()

@@ -27,7 +27,7 @@ import asyncio
 import socket
 import ssl
 
-from netobs.probes._sockio import SocketStream
+from netobs.probes._sockio import SocketStream, elapsed_ms
 
 # What one raw read asks the socket for: a TLS record is at most 16 KiB plus its overhead.
 _RAW_READ_BYTES = 65536
@@ -38,7 +38,17 @@ class TlsStream:
     :meth:`handshake` first; failures raise what ``ssl`` raises (``ssl.SSLCertVerificationError``,
     ``ssl.SSLError``), or ``ConnectionResetError`` when the peer closes during the handshake."""
 
-    __slots__ = ("_first_rx_ns", "_in", "_last_rx_ns", "_out", "_raw", "_sent_ns", "handshake_ms", "ssl_object")
+    __slots__ = (
+        "_first_rx_ns",
+        "_in",
+        "_last_rx_ns",
+        "_latest_tx_ns",
+        "_out",
+        "_raw",
+        "_sent_ns",
+        "handshake_ms",
+        "ssl_object",
+    )
 
     def __init__(
         self,
@@ -53,6 +63,7 @@ class TlsStream:
         self.ssl_object = context.wrap_bio(self._in, self._out, server_side=False, server_hostname=server_hostname)
         self.handshake_ms: float | None = None  # the kernel-stamped time of the handshake, once done
         self._sent_ns: int | None = None
+        self._latest_tx_ns: int | None = None
         self._first_rx_ns: int | None = None
         self._last_rx_ns: int | None = None
 
@@ -119,8 +130,9 @@ class TlsStream:
     def write(self, data: bytes) -> None:
         self.ssl_object.write(data)
         self._raw.write(self._out.read())
+        self._latest_tx_ns = self._raw.latest_tx_ns
         if self._sent_ns is None:
-            self._sent_ns = self._raw.latest_tx_ns
+            self._sent_ns = self._latest_tx_ns
 
     async def drain(self) -> None:
         await self._raw.drain()
@@ -128,15 +140,16 @@ class TlsStream:
     def first_byte_ms(self) -> float | None:
         """From the first ``write`` after the handshake to the kernel's stamp of the first application data,
         or None (see ``SocketStream.first_byte_ms``)."""
-        if not self._sent_ns or not self._first_rx_ns:
-            return None
-        return (self._first_rx_ns - self._sent_ns) / 1e6
+        return elapsed_ms(self._sent_ns, self._first_rx_ns)
+
+    def exchange_ms(self) -> float | None:
+        """From the latest ``write`` to the kernel's stamp of the latest application data read, or None (see
+        ``SocketStream.exchange_ms``)."""
+        return elapsed_ms(self._latest_tx_ns, self._last_rx_ns)
 
     def transfer_ms(self) -> float | None:
         """From the kernel's stamp of the first application data read to that of the latest, or None."""
-        if not self._first_rx_ns or not self._last_rx_ns:
-            return None
-        return (self._last_rx_ns - self._first_rx_ns) / 1e6
+        return elapsed_ms(self._first_rx_ns, self._last_rx_ns)
 
     def abort(self) -> None:
         self._raw.abort()

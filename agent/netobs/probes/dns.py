@@ -1,10 +1,11 @@
 """DNS probe: one query of any type to a chosen server (or the system resolver) over UDP, TCP or TLS.
 
-Phases: ``connect`` (TCP connect, TCP/TLS only), ``tls`` (handshake, DNS-over-TLS only) and ``dns`` (the
-query-response exchange; over UDP from the query handed to the kernel to the kernel's receive stamp of the
-reply, as dig's "Query time", which the agent's own load does not lengthen; over TCP and TLS from sending
-the query to the parsed reply, as the event loop sees it). A UDP answer with TC set is retried over TCP,
-and that retry's connect and exchange add to the same phases.
+Phases: ``connect`` (TCP connect, TCP/TLS only: the kernel's handshake RTT), ``tls`` (handshake,
+DNS-over-TLS only: its round trips by the kernel's receive stamps, ``_tlsio.TlsStream``) and ``dns`` (the
+query-response exchange: from the query handed to the kernel to the kernel's receive stamp of the reply, as
+dig's "Query time"). None of them grows with the agent's own load (a reply that waits in the socket for a
+busy loop). A UDP answer with TC set is retried over TCP, and that retry's connect and exchange add to the
+same phases.
 
 Decisions, in order (first failure wins):
 1. no reply / transport errors: raised, the runner maps them (timeout, refused, TLS, ...);
@@ -49,9 +50,9 @@ from dns._asyncbackend import DatagramSocket, StreamSocket  # the base classes d
 
 from netobs.config import DnsCheck, DnsExpect, DnssecConfig, parse_trust_anchor, split_host_port
 from netobs.probes._dns_dnssec import validate_chain
-from netobs.probes._sockio import DatagramExchange, connect_socket
-from netobs.probes._stream import Stream, open_stream
-from netobs.probes.base import Outcome, ProbeContext, Resolver, SystemResolver, is_ip_literal
+from netobs.probes._sockio import DatagramExchange, SocketStream, connect_socket, handshake_rtt_ms
+from netobs.probes._tlsio import TlsStream
+from netobs.probes.base import Connector, Outcome, ProbeContext, Resolver, SystemResolver, is_ip_literal
 from netobs.probes.tls import client_context, tls_info
 from netobs.result import DnsRecord, DnsResult, ErrorType, TlsInfo
 
@@ -62,7 +63,11 @@ DNSSEC_EDE_CODES = frozenset({1, 2, 5, 6, 7, 8, 9, 10, 11, 12})
 
 
 class StreamConn(Protocol):
-    """A connected TCP (or TLS) stream to a DNS server."""
+    """A connected TCP (or TLS) stream to a DNS server, with the kernel's measures of its TCP handshake
+    (``connect_ms``) and, after ``start_tls``, of its TLS handshake (``handshake_ms``): None when unknown."""
+
+    connect_ms: float | None
+    handshake_ms: float | None
 
     def close(self) -> None: ...
 
@@ -86,7 +91,9 @@ class DnsNetwork(Protocol):
 
     async def stream_query(
         self, conn: StreamConn, query: dns.message.Message, timeout_s: float
-    ) -> tuple[dns.message.Message, int]: ...
+    ) -> tuple[dns.message.Message, int, float | None]:
+        """The reply, its size, and the exchange's time as the kernel measured it (ms; None when unknown)."""
+        ...
 
 
 class _StampedDatagram(DatagramSocket):
@@ -115,11 +122,13 @@ class _StampedDatagram(DatagramSocket):
 
 
 class _Stream(StreamSocket):
-    """A dnspython stream socket over a ``Stream`` we connected ourselves (so that connect and TLS
-    handshake are timed as their own phases); counts received bytes."""
+    """A dnspython stream socket over a socket we connected ourselves (so that connect and TLS handshake
+    are timed as their own phases), its bytes through the agent's own stream (``SocketStream``, or
+    ``TlsStream`` after ``start_tls``), which the kernel's receive stamps time; counts received bytes."""
 
-    def __init__(self, family: int, io: Stream) -> None:
-        super().__init__(family, socket.SOCK_STREAM)
+    def __init__(self, sock: socket.socket, io: SocketStream | TlsStream) -> None:
+        super().__init__(sock.family, socket.SOCK_STREAM)
+        self.sock = sock
         self.io = io
         self.received_bytes = 0
 
@@ -135,36 +144,40 @@ class _Stream(StreamSocket):
         return data
 
     async def getpeername(self) -> Any:
-        return self.io.get_extra_info("peername")
+        return self.sock.getpeername()
 
     async def getsockname(self) -> Any:
-        return self.io.get_extra_info("sockname")
+        return self.sock.getsockname()
 
     async def close(self) -> None:
-        self.io.abort()  # no TLS close_notify exchange left pending on the loop
+        self.io.abort()  # the run is measured: no TLS close_notify exchange
 
 
 class _AsyncioConn:
     def __init__(self, stream: _Stream) -> None:
         self.stream = stream
+        self.connect_ms = handshake_rtt_ms(stream.sock)
+        self.handshake_ms: float | None = None
 
     def close(self) -> None:
-        # The transport owns (and closes) the socket; aborted, so that no TLS close_notify exchange is left
-        # pending on the loop after the run.
-        self.stream.io.abort()
+        self.stream.io.abort()  # closes the socket; no TLS close_notify exchange
 
     def tls(self) -> TlsInfo | None:
-        ssl_object = self.stream.io.get_extra_info("ssl_object")
-        if ssl_object is None:
+        io = self.stream.io
+        if not isinstance(io, TlsStream):
             return None
-        return tls_info(ssl_object, verified=ssl_object.context.verify_mode != ssl.CERT_NONE)
+        return tls_info(io.ssl_object, verified=io.ssl_object.context.verify_mode != ssl.CERT_NONE)
 
 
 class AsyncioDnsNetwork:
-    """Production network: dnspython's async query functions on the agent's own UDP socket (``udp``) and on
-    asyncio streams."""
+    """Production network: dnspython's async query functions on the agent's own sockets: UDP
+    (``_sockio.DatagramExchange``), TCP (``_sockio.SocketStream``) and TLS (``_tlsio.TlsStream``), each timed
+    by the kernel's receive stamps."""
 
     datagram_type: type[_StampedDatagram] = _StampedDatagram
+
+    def __init__(self, connector: Connector | None = None) -> None:
+        self.connector: Connector = connector or connect_socket
 
     async def udp(
         self, query: dns.message.Message, ip: str, port: int, timeout_s: float
@@ -175,29 +188,30 @@ class AsyncioDnsNetwork:
             return response, sock.received_bytes, exchange.reply_ms()
 
     async def connect(self, ip: str, port: int) -> StreamConn:
-        sock = await connect_socket(ip, port)
+        sock = await self.connector(ip, port)
         # The query goes out in one write: Nagle would only hold it behind the handshake's last segment
         # until the server's delayed ACK (~40 ms on Linux), which is the client's artefact, not the server's.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            io = await open_stream(sock)
-        except BaseException:
-            sock.close()
-            raise
-        return _AsyncioConn(_Stream(sock.family, io))
+        return _AsyncioConn(_Stream(sock, SocketStream(sock, asyncio.get_running_loop())))
 
     async def start_tls(self, conn: StreamConn, context: ssl.SSLContext, server_name: str) -> StreamConn:
         assert isinstance(conn, _AsyncioConn)
-        await conn.stream.io.start_tls(context, server_hostname=server_name)
+        stream = conn.stream
+        io = TlsStream(stream.sock, asyncio.get_running_loop(), context, server_name)
+        await io.handshake()
+        stream.io = io
+        conn.handshake_ms = io.handshake_ms
         return conn
 
     async def stream_query(
         self, conn: StreamConn, query: dns.message.Message, timeout_s: float
-    ) -> tuple[dns.message.Message, int]:
+    ) -> tuple[dns.message.Message, int, float | None]:
         assert isinstance(conn, _AsyncioConn)
-        conn.stream.received_bytes = 0
-        response = await dns.asyncquery.tcp(query, "", timeout=timeout_s, sock=conn.stream)
-        return response, max(0, conn.stream.received_bytes - 2)  # minus the 2-byte length prefix
+        stream = conn.stream
+        stream.received_bytes = 0
+        response = await dns.asyncquery.tcp(query, "", timeout=timeout_s, sock=stream)
+        # minus the 2-byte length prefix; the query went out in one write, its answer is the latest read
+        return response, max(0, stream.received_bytes - 2), stream.io.exchange_ms()
 
 
 class SystemNameservers:
@@ -431,14 +445,18 @@ class _Exchange:
         network = self.probe.network
         port = self.port
         peer = {"network.peer.address": self.ip, "network.peer.port": port}
-        with self.ctx.phase("connect", **peer):
+        connect = self.ctx.phase("connect", **peer)
+        with connect:
             conn = await network.connect(self.ip, port)
+            connect.measured(conn.connect_ms)
         self.conn = conn
         if self.check.transport == "tls":
             check = self.check
             server_name = check.tls_server_name or self.ip
-            with self.ctx.phase("tls", **{"server.address": server_name}):
+            tls = self.ctx.phase("tls", **{"server.address": server_name})
+            with tls:
                 self.conn = await network.start_tls(conn, self.probe._tls_context(check), server_name)
+                tls.measured(self.conn.handshake_ms)
             assert isinstance(self.ctx.detail, DnsResult)
             self.ctx.detail.tls = self.conn.tls()
         return self.conn
@@ -459,9 +477,13 @@ class _Exchange:
             return response, size
         conn = await self._stream()
         if not record:
-            return await network.stream_query(conn, query, timeout_s)
-        with self.ctx.phase("dns", **{"dns.question.name": self.ctx.target}):
-            return await network.stream_query(conn, query, timeout_s)
+            response, size, _ = await network.stream_query(conn, query, timeout_s)
+            return response, size
+        exchange = self.ctx.phase("dns", **{"dns.question.name": self.ctx.target})
+        with exchange:
+            response, size, kernel_ms = await network.stream_query(conn, query, timeout_s)
+            exchange.measured(kernel_ms)
+        return response, size
 
     async def fetch(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> dns.message.Message:
         """A DNSSEC helper query (DNSKEY, DS) on the same server and transport; not timed as a phase."""
