@@ -6,29 +6,16 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvloop
 
 from netobs.probes._sockio import connect_socket
 from netobs.probes._tlsio import TlsStream
 from tests.certs import self_signed
+from tests.loops import Run
 
-LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
-Run = Callable[[Coroutine[Any, Any, None]], None]
 ECHO_DELAY_S = 0.2  # the server answers a line this long after it came
-
-
-@pytest.fixture(params=sorted(LOOPS))
-def run(request: pytest.FixtureRequest) -> Run:
-    def runner(coro: Coroutine[Any, Any, None]) -> None:
-        with asyncio.Runner(loop_factory=LOOPS[request.param]) as r:
-            r.run(coro)
-
-    return runner
 
 
 @pytest.fixture(scope="module")
