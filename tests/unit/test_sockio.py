@@ -17,7 +17,7 @@ import pytest
 
 from netobs.probes import _sockio
 from netobs.probes._sockio import SocketStream, connect_socket
-from tests.loops import LOOPS, Run
+from tests.loops import LOOP_NAMES, Run, new_loop
 
 
 @contextlib.contextmanager
@@ -123,13 +123,13 @@ def test_ipv6_connect(run: Run) -> None:
     run(main())
 
 
-@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+@pytest.mark.parametrize("loop_name", LOOP_NAMES)
 def test_each_loop_has_its_own_waiter_which_goes_with_the_loop(loop_name: str) -> None:
     gc.collect()  # earlier tests' loops and their epoll sets
     with _listener() as server:
         port = server.getsockname()[1]
         before = _open_fds()
-        loops = [LOOPS[loop_name]() for _ in range(2)]
+        loops = [new_loop(loop_name) for _ in range(2)]
         for loop in loops:
             loop.run_until_complete(connect_socket("127.0.0.1", port)).close()
         waiters = [_sockio._WAITERS[loop] for loop in loops]
