@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from netobs.probes._sockio import connect_socket
+from netobs.probes._sockio import SocketStream, connect_socket
 from netobs.probes._tlsio import TlsStream
 from tests.certs import self_signed
 from tests.loops import Run
@@ -47,7 +47,7 @@ async def _echo_late_then_drop(reader: asyncio.StreamReader, writer: asyncio.Str
 async def _connect(server: asyncio.Server, cert: tuple[Path, Path]) -> TlsStream:
     port = server.sockets[0].getsockname()[1]
     sock = await connect_socket("127.0.0.1", port)
-    return TlsStream(sock, asyncio.get_running_loop(), _client_context(cert), "tls.test")
+    return TlsStream(SocketStream(sock, asyncio.get_running_loop()), _client_context(cert), "tls.test")
 
 
 @pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])

@@ -9,10 +9,10 @@ import struct
 import pytest
 
 from netobs.probes._asn import AsnTable
+from netobs.probes._sockio import SO_TIMESTAMPNS
 from netobs.probes._traceroute_core import ProbeReply, fold_hops, hop_count, path_hash, paths_hash, trim_replies
 from netobs.probes._traceroute_net import (
     IP_RECVERR,
-    SO_TIMESTAMPNS,
     Answer,
     classify,
     icmp_echo,

@@ -63,6 +63,13 @@ def elapsed_ms(start_ns: int | None, end_ns: int | None) -> float | None:
     return (end_ns - start_ns) / 1e6
 
 
+def stamp_arrivals(sock: socket.socket) -> None:
+    """Have the kernel stamp every datagram or segment ``sock`` receives (``SO_TIMESTAMPNS``; read with
+    :func:`rx_timestamp_ns`), with the kernel's timestamping held on for the life of the process."""
+    _keep_stamping_on()
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
+
 @functools.cache
 def _keep_stamping_on() -> None:
     """Keep the kernel's receive timestamping on for the life of the process: it is switched on while any
@@ -190,12 +197,12 @@ class SocketStream:
     __slots__ = (
         "_fd",
         "_first_rx_ns",
-        "_last_rx_ns",
         "_loop",
         "_pending",
         "_sent_ns",
         "_sock",
         "_waiter",
+        "latest_rx_ns",
         "latest_tx_ns",
     )
 
@@ -207,10 +214,9 @@ class SocketStream:
         self._pending = bytearray()
         self._sent_ns: int | None = None
         self._first_rx_ns: int | None = None
-        self._last_rx_ns: int | None = None
+        self.latest_rx_ns: int | None = None  # the kernel's stamp of the latest read (None: unstamped)
         self.latest_tx_ns: int | None = None  # when the latest write handed its bytes over
-        _keep_stamping_on()
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        stamp_arrivals(sock)
 
     async def _wait(self, events: int) -> None:
         await self._waiter.event(self._loop, self._fd, events)  # in the set already, from its connect
@@ -224,7 +230,7 @@ class SocketStream:
                 await self._wait(select.EPOLLIN)
                 continue
             if data:
-                stamp = self._last_rx_ns = rx_timestamp_ns(ancdata)
+                stamp = self.latest_rx_ns = rx_timestamp_ns(ancdata)
                 if self._first_rx_ns is None:
                     self._first_rx_ns = stamp or 0
             return data
@@ -252,15 +258,10 @@ class SocketStream:
             except BlockingIOError:
                 continue
 
-    @property
-    def latest_rx_ns(self) -> int | None:
-        """The kernel's receive stamp (Unix epoch ns) of the latest read, or None (none yet, or unstamped)."""
-        return self._last_rx_ns
-
     def exchange_ms(self) -> float | None:
         """From the latest ``write`` to the kernel's stamp of the latest read, or None (nothing read since,
         or no stamp): a request's round trip on a stream that carries several in turn (DNS over TCP)."""
-        return elapsed_ms(self.latest_tx_ns, self._last_rx_ns)
+        return elapsed_ms(self.latest_tx_ns, self.latest_rx_ns)
 
     def first_byte_ms(self) -> float | None:
         """From the first ``write`` to the kernel's stamp of the first read, or None (nothing written or read
@@ -270,7 +271,7 @@ class SocketStream:
 
     def transfer_ms(self) -> float | None:
         """From the kernel's stamp of the first read to that of the latest, or None."""
-        return elapsed_ms(self._first_rx_ns, self._last_rx_ns)
+        return elapsed_ms(self._first_rx_ns, self.latest_rx_ns)
 
     def abort(self) -> None:
         self._sock.close()
@@ -289,8 +290,7 @@ class DatagramExchange:
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
         try:
-            _keep_stamping_on()
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            stamp_arrivals(sock)
             sock.connect((ip, port))
         except BaseException:
             sock.close()

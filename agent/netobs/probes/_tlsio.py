@@ -23,8 +23,6 @@ caught by the HTTP layer, which knows its length).
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import ssl
 
 from netobs.probes._sockio import SocketStream, elapsed_ms
@@ -34,7 +32,7 @@ _RAW_READ_BYTES = 65536
 
 
 class TlsStream:
-    """A TLS client connection over the connected non-blocking ``sock`` (see the module's notes). Call
+    """A TLS client connection over ``raw``, a stream on a connected socket (see the module's notes). Call
     :meth:`handshake` first; failures raise what ``ssl`` raises (``ssl.SSLCertVerificationError``,
     ``ssl.SSLError``), or ``ConnectionResetError`` when the peer closes during the handshake."""
 
@@ -50,14 +48,8 @@ class TlsStream:
         "ssl_object",
     )
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        loop: asyncio.AbstractEventLoop,
-        context: ssl.SSLContext,
-        server_hostname: str | None,
-    ) -> None:
-        self._raw = SocketStream(sock, loop)
+    def __init__(self, raw: SocketStream, context: ssl.SSLContext, server_hostname: str | None) -> None:
+        self._raw = raw
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self.ssl_object = context.wrap_bio(self._in, self._out, server_side=False, server_hostname=server_hostname)

@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from netobs.probes._sockio import SO_TIMESTAMPNS, rx_timestamp_ns
+from netobs.probes._sockio import rx_timestamp_ns, stamp_arrivals
 from netobs.probes._traceroute_core import ProbeReply
 
 log = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ class UdpFlow(_Flow):
                 self._sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
             else:
                 self._sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-            self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            stamp_arrivals(self._sock)
             bind_preferred(self._sock, source_address(destination, port), source_port)
         except BaseException:
             self._sock.close()
@@ -400,7 +400,7 @@ class RawSockets:
     def _open(self, proto: int, callback: Callable[[], None]) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
         sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        stamp_arrivals(sock)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         assert self._loop is not None
         self._loop.add_reader(sock.fileno(), callback)

@@ -128,8 +128,8 @@ class _Phase:
     phase; an HTTP run has four or five).
 
     A probe that has a better measure of the phase than the time the block took (the kernel's, which the
-    agent's own load does not delay) hands it to :meth:`measured` (or sets ``measured_ms``) inside the
-    block: the phase and its span then last that long, the span from its start."""
+    agent's own load does not delay) hands it to :meth:`measured` inside the block: the phase and its span
+    then last that long, the span from its start."""
 
     __slots__ = ("attributes", "child", "ctx", "measured_ms", "name", "start")
 

@@ -197,7 +197,8 @@ class AsyncioDnsNetwork:
     async def start_tls(self, conn: StreamConn, context: ssl.SSLContext, server_name: str) -> StreamConn:
         assert isinstance(conn, _AsyncioConn)
         stream = conn.stream
-        io = TlsStream(stream.sock, asyncio.get_running_loop(), context, server_name)
+        assert isinstance(stream.io, SocketStream)  # start_tls once, on the connect's stream
+        io = TlsStream(stream.io, context, server_name)
         await io.handshake()
         stream.io = io
         conn.handshake_ms = io.handshake_ms

@@ -177,7 +177,7 @@ class HttpProbe:
     async def _tls(
         self, ctx: ProbeContext, check: HttpCheck, target: Target, sock: socket.socket, ip: str
     ) -> TlsStream:
-        stream = TlsStream(sock, asyncio.get_running_loop(), self._context(check), target.host)
+        stream = TlsStream(SocketStream(sock, asyncio.get_running_loop()), self._context(check), target.host)
         budget_s = max(0.0, ctx.remaining_s() - min(_TLS_MARGIN_S, check.timeout_s / 10))
         try:
             tls = ctx.phase("tls", **{"server.address": target.host})
@@ -208,7 +208,8 @@ class HttpProbe:
             async with asyncio.timeout(budget_s):
                 sock = await self.connector(ip, target.port)
                 try:
-                    stream = TlsStream(sock, asyncio.get_running_loop(), self._unverified(), target.host)
+                    raw = SocketStream(sock, asyncio.get_running_loop())
+                    stream = TlsStream(raw, self._unverified(), target.host)
                     await stream.handshake()
                     return tls_info(stream.ssl_object, verified=False)
                 finally:

@@ -12,7 +12,7 @@ import ssl
 from typing import ClassVar
 
 from netobs.config import TcpCheck, split_host_port
-from netobs.probes._sockio import connect_socket, handshake_rtt_ms
+from netobs.probes._sockio import SocketStream, connect_socket, handshake_rtt_ms
 from netobs.probes._tlsio import TlsStream
 from netobs.probes.base import Connector, Outcome, ProbeContext, Resolver, SystemResolver, literal_ip
 from netobs.probes.tls import client_context, tls_info
@@ -54,7 +54,7 @@ class TcpProbe:
             tls_ctx = self._contexts[key] = client_context(check.tls_verify, check.ca_file)
         server_name = check.tls_server_name or host
         try:
-            stream = TlsStream(sock, asyncio.get_running_loop(), tls_ctx, server_name)
+            stream = TlsStream(SocketStream(sock, asyncio.get_running_loop()), tls_ctx, server_name)
             tls = ctx.phase("tls", **{"server.address": server_name})
             with tls:
                 await stream.handshake()
