@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from netobs.probes import _sockio
-from netobs.probes._sockio import SocketStream, connect_socket
+from netobs.probes._sockio import SocketStream, connect_socket, elapsed_ms
 from tests.loops import LOOP_NAMES, Run, new_loop
 
 
@@ -182,21 +182,24 @@ def test_stream_reads_what_the_peer_sent_then_the_end(run: Run, via_connect: boo
     run(main())
 
 
-def test_stream_times_the_first_and_last_byte_by_the_kernels_stamps(run: Run) -> None:
-    """Read as the bytes come: the first byte's time is the answer's, the transfer the gap to the rest."""
+def test_stream_stamps_each_read_by_the_kernel(run: Run) -> None:
+    """Read as the bytes come: the answer's time is from the write to the first read's stamp, and the gap
+    to the rest is between the two reads' stamps."""
 
     async def main() -> None:
         async with _stream_pair(via_connect=True) as (stream, peer):
-            assert stream.first_byte_ms() is None and stream.transfer_ms() is None  # nothing sent or read
+            assert stream.exchange_ms() is None  # nothing sent or read
+            assert stream.latest_tx_ns is None and stream.latest_rx_ns is None
             loop = asyncio.get_running_loop()
             stream.write(b"GET / HTTP/1.1\r\n\r\n")
             await stream.drain()
             assert peer.recv(100).startswith(b"GET")
             loop.call_later(0.03, peer.sendall, b"HTTP/1.1 200 OK\r\n")
             assert await stream.read(100) == b"HTTP/1.1 200 OK\r\n"
+            first, first_rx_ns = stream.exchange_ms(), stream.latest_rx_ns
             loop.call_later(0.04, peer.sendall, b"x" * 1000)
             assert await stream.read(2000) == b"x" * 1000
-            first, transfer = stream.first_byte_ms(), stream.transfer_ms()
+            transfer = elapsed_ms(first_rx_ns, stream.latest_rx_ns)
             assert first is not None and transfer is not None
             assert 29 <= first < 29 + 25
             assert 39 <= transfer < 39 + 25
@@ -223,10 +226,9 @@ def test_stream_first_byte_is_not_delayed_by_a_busy_loop(run: Run) -> None:
             _hold_the_loop(0.12)
             assert await stream.read(100) == b"pong"
             read_ms = (time.monotonic() - sent) * 1000
-            first = stream.first_byte_ms()
+            first = stream.exchange_ms()
             assert first is not None
             assert 29 <= first < 29 + 40 and read_ms >= 150
-            assert stream.transfer_ms() == 0.0  # one read: first and last byte in the same stamp
 
     run(main())
 

@@ -8,6 +8,12 @@ exchange has two timed halves that the probe wraps in its phases:
   (HTTP/1.1: the first byte of the status line; HTTP/2: the response HEADERS of our stream) -- ``ttfb``;
 - :meth:`Exchange.read_response` reads the rest until the message is complete -- ``transfer``.
 
+Both halves are also timed by the kernel (:meth:`Exchange.first_byte_ms`, :meth:`Exchange.transfer_ms`): from
+when the request was handed to the kernel (the stream's ``latest_tx_ns`` after the exchange's first write) to
+the kernel's receive stamp of the read that brought the response's start (``latest_rx_ns`` then), and from
+there to the stamp of the read that completed it. A busy agent that reads late does not lengthen them. Over
+HTTP/2 the response's start is the HEADERS of our stream, not the first bytes back (the server's SETTINGS).
+
 The body is counted as it arrives and reading stops as soon as it passes ``max_body_bytes``
 (:class:`BodyTooLarge`). Anything the peer sends that the protocol does not allow, including closing the
 connection before the response is complete, is a :class:`ProtocolViolation`. No timeouts here: the
@@ -27,6 +33,7 @@ import h2.exceptions
 import h2.settings
 
 from netobs.probes._http1 import BodyTooLarge, ProtocolViolation, ResponseReader, encode_request
+from netobs.probes._sockio import elapsed_ms
 
 READ_CHUNK_BYTES = 65536
 # HTTP/2 receive window (stream and connection) we announce: big enough that flow control does not throttle
@@ -75,7 +82,12 @@ class Response:
 
 
 class ByteStream(Protocol):
-    """What an exchange needs of its connection: ``_tlsio.TlsStream`` (TLS), ``_sockio.SocketStream`` (plain)."""
+    """What an exchange needs of its connection: ``_tlsio.TlsStream`` (TLS), ``_sockio.SocketStream`` (plain).
+    ``latest_tx_ns``: when the latest write was handed to the kernel (wall clock, ns); ``latest_rx_ns``: the
+    kernel's stamp of the latest read that gave data (None: not stamped)."""
+
+    latest_tx_ns: int | None
+    latest_rx_ns: int | None
 
     async def read(self, n: int) -> bytes: ...
 
@@ -91,14 +103,42 @@ class Exchange(Protocol):
 
     async def read_response(self) -> Response: ...
 
+    def first_byte_ms(self) -> float | None: ...
 
-class Http1Exchange:
+    def transfer_ms(self) -> float | None: ...
+
+
+class _KernelTimed:
+    """An exchange's stream and the kernel's times of its request and response (see the module's notes)."""
+
+    def __init__(self, stream: ByteStream) -> None:
+        self._stream = stream
+        self._sent_ns: int | None = None
+        self._first_rx_ns: int | None = None
+        self._last_rx_ns: int | None = None
+
+    def _sent(self) -> None:
+        """After a write: the request's time, if this was the exchange's first."""
+        if self._sent_ns is None:
+            self._sent_ns = self._stream.latest_tx_ns
+
+    def first_byte_ms(self) -> float | None:
+        """From the request handed to the kernel to the kernel's stamp of the response's start, or None
+        (not there yet, or not stamped)."""
+        return elapsed_ms(self._sent_ns, self._first_rx_ns)
+
+    def transfer_ms(self) -> float | None:
+        """From the kernel's stamp of the response's start to that of its end, or None."""
+        return elapsed_ms(self._first_rx_ns, self._last_rx_ns)
+
+
+class Http1Exchange(_KernelTimed):
     """One request on a fresh HTTP/1.1 connection (``Connection: close``)."""
 
     http_version = "1.1"
 
     def __init__(self, stream: ByteStream, max_body_bytes: int) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._max_body_bytes = max_body_bytes
         self._response: ResponseReader | None = None
 
@@ -112,6 +152,7 @@ class Http1Exchange:
         except ValueError as exc:
             raise ValueError(f"request cannot be sent: {exc}") from exc
         self._stream.write(out)
+        self._sent()
         await self._stream.drain()
         # The reader reads from the stream, not through a method of this exchange: a bound method would make
         # the exchange and its reader a reference cycle, left (socket and all) for the cyclic garbage
@@ -120,20 +161,22 @@ class Http1Exchange:
         self._response = ResponseReader(read, self._max_body_bytes, head_request=request.method == "HEAD")
         if not await self._response.fill():
             raise ProtocolViolation("connection closed before any response byte")
+        self._first_rx_ns = self._stream.latest_rx_ns
 
     async def read_response(self) -> Response:
         assert self._response is not None, "send_and_wait_first_byte first"
         peer_version, status, headers, body = await self._response.read()
+        self._last_rx_ns = self._stream.latest_rx_ns
         return Response(status, "1.1", headers, body, peer_version)
 
 
-class Http2Exchange:
+class Http2Exchange(_KernelTimed):
     """One request on a fresh HTTP/2 connection (after ALPN "h2", or with prior knowledge in clear text)."""
 
     http_version = "2"
 
     def __init__(self, stream: ByteStream, max_body_bytes: int) -> None:
-        self._stream = stream
+        super().__init__(stream)
         self._max_body_bytes = max_body_bytes
         self._conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
         self._stream_id = 0
@@ -194,6 +237,7 @@ class Http2Exchange:
         out = self._conn.data_to_send()
         if out:
             self._stream.write(out)
+            self._sent()  # the first flush carries the request's HEADERS
             await self._stream.drain()
 
     async def _receive(self) -> None:
@@ -223,6 +267,7 @@ class Http2Exchange:
                 raise ProtocolViolation(f"response without a valid :status ({status!r})")
             self._status = int(status)
             self._headers = [(k, v) for k, v in headers if not k.startswith(":")]
+            self._first_rx_ns = self._stream.latest_rx_ns  # the read that brought these events
         elif isinstance(event, h2.events.DataReceived):
             self._body += event.data
             if event.flow_controlled_length:
@@ -231,5 +276,6 @@ class Http2Exchange:
                 raise BodyTooLarge(self._max_body_bytes, len(self._body))
         elif isinstance(event, h2.events.StreamEnded):
             self._ended = True
+            self._last_rx_ns = self._stream.latest_rx_ns
         elif isinstance(event, h2.events.StreamReset):
             raise ProtocolViolation(f"server reset the stream (error code {event.error_code})")

@@ -15,9 +15,8 @@ missed.
 - :func:`connect_socket`: a non-blocking connect, its completion awaited here;
 - :class:`SocketStream`: ``read``/``write``/``drain``/``abort`` straight on the socket (``recvmsg``/``send``),
   for plain HTTP and DNS over TCP, and under TLS (``_tlsio.TlsStream``, which carries its records).
-  The kernel stamps what the socket receives (``SO_TIMESTAMPNS``), so the stream knows when the first and
-  the last byte arrived, however late the loop read them (:meth:`SocketStream.first_byte_ms`,
-  :meth:`SocketStream.transfer_ms`, :meth:`SocketStream.exchange_ms`).
+  The kernel stamps what the socket receives (``SO_TIMESTAMPNS``), so the stream knows when what it read
+  arrived, however late the loop read it (``SocketStream.latest_rx_ns``, :meth:`SocketStream.exchange_ms`).
 - :class:`DatagramExchange`: a connected UDP socket for a request and its reply (DNS over UDP), the reply
   timed by the kernel's receive stamp in the same way (:meth:`DatagramExchange.reply_ms`).
 
@@ -186,20 +185,19 @@ class SocketStream:
     what the socket did not take for ``drain``. A connection error (a reset) raises from the call that
     meets it. ``abort`` closes the socket.
 
-    Timing: ``write`` notes when the first bytes were handed to the kernel; the socket asks the kernel to
-    stamp what it receives, and ``read`` keeps the stamps of the first and of the latest read. A read's
-    stamp is the arrival of the latest segment it took, and segments waiting unread are merged under the
-    latest one's stamp; so when the rest of a response has already arrived by the first read (the agent
-    read late, the server sent its head and body apart), that read's stamp is the later arrival: the first
-    byte's time stretches towards the last byte's (never beyond what the loop saw) and the transfer shrinks
-    by as much. A response that comes in one go, as most answers to a probe do, is timed exactly."""
+    Timing: ``write`` notes when its bytes were handed to the kernel (``latest_tx_ns``); the socket asks the
+    kernel to stamp what it receives, and ``read`` keeps the stamp of the latest read (``latest_rx_ns``),
+    from which an exchange times its response (``_http_wire``). A read's stamp is the arrival of the latest
+    segment it took, and segments waiting unread are merged under the latest one's stamp; so when the rest
+    of a response has already arrived by the first read (the agent read late, the server sent its head and
+    body apart), that read's stamp is the later arrival: the first byte's time stretches towards the last
+    byte's (never beyond what the loop saw) and the transfer shrinks by as much. A response that comes in
+    one go, as most answers to a probe do, is timed exactly."""
 
     __slots__ = (
         "_fd",
-        "_first_rx_ns",
         "_loop",
         "_pending",
-        "_sent_ns",
         "_sock",
         "_waiter",
         "latest_rx_ns",
@@ -212,8 +210,6 @@ class SocketStream:
         self._loop = loop
         self._waiter = waiter_of(loop)
         self._pending = bytearray()
-        self._sent_ns: int | None = None
-        self._first_rx_ns: int | None = None
         self.latest_rx_ns: int | None = None  # the kernel's stamp of the latest read (None: unstamped)
         self.latest_tx_ns: int | None = None  # when the latest write handed its bytes over
         stamp_arrivals(sock)
@@ -230,15 +226,11 @@ class SocketStream:
                 await self._wait(select.EPOLLIN)
                 continue
             if data:
-                stamp = self.latest_rx_ns = rx_timestamp_ns(ancdata)
-                if self._first_rx_ns is None:
-                    self._first_rx_ns = stamp or 0
+                self.latest_rx_ns = rx_timestamp_ns(ancdata)
             return data
 
     def write(self, data: bytes) -> None:
-        now_ns = self.latest_tx_ns = time.time_ns()
-        if self._sent_ns is None:
-            self._sent_ns = now_ns
+        self.latest_tx_ns = time.time_ns()
         if self._pending:
             self._pending += data
             return
@@ -262,16 +254,6 @@ class SocketStream:
         """From the latest ``write`` to the kernel's stamp of the latest read, or None (nothing read since,
         or no stamp): a request's round trip on a stream that carries several in turn (DNS over TCP)."""
         return elapsed_ms(self.latest_tx_ns, self.latest_rx_ns)
-
-    def first_byte_ms(self) -> float | None:
-        """From the first ``write`` to the kernel's stamp of the first read, or None (nothing written or read
-        yet, or no kernel stamp). For a request and its response: the time to first byte, which the agent's
-        own load does not lengthen (see the class's note on a late first read)."""
-        return elapsed_ms(self._sent_ns, self._first_rx_ns)
-
-    def transfer_ms(self) -> float | None:
-        """From the kernel's stamp of the first read to that of the latest, or None."""
-        return elapsed_ms(self._first_rx_ns, self.latest_rx_ns)
 
     def abort(self) -> None:
         self._sock.close()

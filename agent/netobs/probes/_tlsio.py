@@ -11,10 +11,11 @@ kernel's stamp of its arrival:
   client handed to the kernel to the stamp of the last segment of the server's answer that the handshake
   needed. The client's own work between flights (verifying the chain, deriving keys), which a busy loop
   delays, is left out; a TLS 1.3 handshake is one round trip, TLS 1.2 two;
-- the response (``first_byte_ms``, ``transfer_ms``): from the first application data handed to the kernel
-  to the stamp of the read that first gave application data back, and from there to the stamp of the
-  latest. Records that carry none (a TLS 1.3 session ticket that arrives ahead of the response) do not
-  count as the first byte.
+- application data: ``latest_tx_ns`` is when the latest ``write`` handed its record to the kernel and
+  ``latest_rx_ns`` the kernel's stamp of the latest read that gave application data back, from which an
+  exchange times its response (``_http_wire``) and DNS its answer (:meth:`TlsStream.exchange_ms`). Records
+  that carry none (a TLS 1.3 session ticket that arrives ahead of the response) leave ``latest_rx_ns``
+  alone: they are not the response's first byte.
 
 The stream has the ``read``/``write``/``drain``/``abort`` of ``_http_wire.ByteStream``. ``read`` returns
 ``b""`` once the peer has closed (with or without ``close_notify``: an HTTP response that ended early is
@@ -36,17 +37,7 @@ class TlsStream:
     :meth:`handshake` first; failures raise what ``ssl`` raises (``ssl.SSLCertVerificationError``,
     ``ssl.SSLError``), or ``ConnectionResetError`` when the peer closes during the handshake."""
 
-    __slots__ = (
-        "_first_rx_ns",
-        "_in",
-        "_last_rx_ns",
-        "_latest_tx_ns",
-        "_out",
-        "_raw",
-        "_sent_ns",
-        "handshake_ms",
-        "ssl_object",
-    )
+    __slots__ = ("_in", "_out", "_raw", "handshake_ms", "latest_rx_ns", "latest_tx_ns", "ssl_object")
 
     def __init__(self, raw: SocketStream, context: ssl.SSLContext, server_hostname: str | None) -> None:
         self._raw = raw
@@ -54,10 +45,8 @@ class TlsStream:
         self._out = ssl.MemoryBIO()
         self.ssl_object = context.wrap_bio(self._in, self._out, server_side=False, server_hostname=server_hostname)
         self.handshake_ms: float | None = None  # the kernel-stamped time of the handshake, once done
-        self._sent_ns: int | None = None
-        self._latest_tx_ns: int | None = None
-        self._first_rx_ns: int | None = None
-        self._last_rx_ns: int | None = None
+        self.latest_tx_ns: int | None = None  # when the latest write after the handshake went to the kernel
+        self.latest_rx_ns: int | None = None  # the kernel's stamp of the latest read of application data
 
     async def handshake(self) -> None:
         """The TLS handshake; sets ``handshake_ms`` (None when the kernel gave no stamps)."""
@@ -105,10 +94,7 @@ class TlsStream:
                 return b""
             else:
                 if data:
-                    stamp = self._raw.latest_rx_ns
-                    self._last_rx_ns = stamp
-                    if self._first_rx_ns is None:
-                        self._first_rx_ns = stamp or 0
+                    self.latest_rx_ns = self._raw.latest_rx_ns
                 return data
             out = self._out.read()  # a record the TLS layer answers with (a key update)
             if out:
@@ -122,26 +108,15 @@ class TlsStream:
     def write(self, data: bytes) -> None:
         self.ssl_object.write(data)
         self._raw.write(self._out.read())
-        self._latest_tx_ns = self._raw.latest_tx_ns
-        if self._sent_ns is None:
-            self._sent_ns = self._latest_tx_ns
+        self.latest_tx_ns = self._raw.latest_tx_ns
 
     async def drain(self) -> None:
         await self._raw.drain()
 
-    def first_byte_ms(self) -> float | None:
-        """From the first ``write`` after the handshake to the kernel's stamp of the first application data,
-        or None (see ``SocketStream.first_byte_ms``)."""
-        return elapsed_ms(self._sent_ns, self._first_rx_ns)
-
     def exchange_ms(self) -> float | None:
         """From the latest ``write`` to the kernel's stamp of the latest application data read, or None (see
         ``SocketStream.exchange_ms``)."""
-        return elapsed_ms(self._latest_tx_ns, self._last_rx_ns)
-
-    def transfer_ms(self) -> float | None:
-        """From the kernel's stamp of the first application data read to that of the latest, or None."""
-        return elapsed_ms(self._first_rx_ns, self._last_rx_ns)
+        return elapsed_ms(self.latest_tx_ns, self.latest_rx_ns)
 
     def abort(self) -> None:
         self._raw.abort()

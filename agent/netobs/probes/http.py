@@ -5,11 +5,12 @@ first address (``connect``: the kernel's handshake RTT where it has one, ``_sock
 does the TLS handshake with the host name as SNI (``tls``), sends the request and waits for the response to
 start (``ttfb``) and reads it to the end (``transfer``); a hop is a fresh connection. The bytes go through
 the socket itself, plain (``_sockio.SocketStream``) or under TLS (``_tlsio.TlsStream``), and the kernel
-stamps what arrives, so the TLS handshake (its round trips), and over HTTP/1.1 ``ttfb`` (from the request
-handed to the kernel to the first byte's arrival) and ``transfer`` (from there to the last byte's) are
-timings that a busy agent does not lengthen. The phases of all hops add up in ``ProbeResult.phases_ms``;
-each redirect hop keeps its own in ``HttpResult.redirects``. The ``traceparent`` header names the hop's
-``ttfb`` span as the parent, so an instrumented server's spans nest under the request that caused them.
+stamps what arrives, so the TLS handshake (its round trips), ``ttfb`` (from the request handed to the
+kernel to the arrival of the response's start: its first byte over HTTP/1.1, its HEADERS over HTTP/2) and
+``transfer`` (from there to the arrival of its end) are timings that a busy agent does not lengthen. The
+phases of all hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps its own in
+``HttpResult.redirects``. The ``traceparent`` header names the hop's ``ttfb`` span as the parent, so an
+instrumented server's spans nest under the request that caused them.
 
 HTTP/1.1 (``_http1``) and HTTP/2 (h2) are spoken over that byte stream (``_http_wire``); over TLS, ALPN picks
 the version (``http_version: auto`` offers both); ``http_version: "2"`` on http:// is HTTP/2 with prior
@@ -145,23 +146,18 @@ class HttpProbe:
                 "server.port": target.port,
                 "network.protocol.version": exchange.http_version,
             }
-            # Over HTTP/1.1 the response's first byte is the first byte back (HTTP/2 starts with the server's
-            # SETTINGS instead), and the kernel's receive stamps time both halves.
-            stamped = None if h2_chosen else stream
             try:
                 ttfb = ctx.phase("ttfb", **attrs)
                 with ttfb as span:
                     request.headers.extend(self._trace_header(ctx, check, span, result))
                     await exchange.send_and_wait_first_byte(request)
-                    if stamped is not None:
-                        ttfb.measured(stamped.first_byte_ms())
+                    ttfb.measured(exchange.first_byte_ms())  # the kernel's, as the connect and TLS phases
                 transfer = ctx.phase("transfer")
                 with transfer as transfer_span:
                     response = await exchange.read_response()
                     if transfer_span is not None:
                         transfer_span.set_attribute("http.response.status_code", response.status_code)
-                    if stamped is not None:
-                        transfer.measured(stamped.transfer_ms())
+                    transfer.measured(exchange.transfer_ms())
             except ProtocolViolation as exc:
                 raise _Failed(ErrorType.PROTOCOL, str(exc)) from None
             except BodyTooLarge as exc:
