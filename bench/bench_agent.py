@@ -173,7 +173,7 @@ http {{
         location / {{ return 200 "ok\\n"; }}
     }}
     server {{
-        listen 127.0.0.1:{tls_port} ssl backlog=4096;
+        listen 127.0.0.1:{tls_port} ssl{tls_http2} backlog=4096;
         ssl_certificate {tmp}/bench-cert.pem;
         ssl_certificate_key {tmp}/bench-key.pem;
         location / {{ return 200 "ok\\n"; }}
@@ -194,8 +194,9 @@ def write_certificate(tmp: Path) -> Path:
 
 
 @contextlib.contextmanager
-def targets_for(kind: str, n: int, tmp: Path) -> Iterator[tuple[list[str], list[str]]]:
-    """(agent targets, blackbox targets) for ``kind``, with their servers running."""
+def targets_for(kind: str, n: int, tmp: Path, https_h2: bool = False) -> Iterator[tuple[list[str], list[str]]]:
+    """(agent targets, blackbox targets) for ``kind``, with their servers running (``https_h2``: nginx offers
+    HTTP/2 on its TLS port)."""
     if kind == "icmp":
         t = icmp_targets(n)
         yield t, t
@@ -219,7 +220,8 @@ def targets_for(kind: str, n: int, tmp: Path) -> Iterator[tuple[list[str], list[
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     port, tls_port = free_port(), free_port()
     write_certificate(tmp)
-    (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=port, tls_port=tls_port))
+    conf = NGINX_CONF.format(tmp=tmp, port=port, tls_port=tls_port, tls_http2=" http2" if https_h2 else "")
+    (tmp / "nginx.conf").write_text(conf)
     proc = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(tmp / "nginx.conf")], stderr=subprocess.DEVNULL)
     try:
         _wait_port("127.0.0.1", port)
@@ -862,6 +864,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: icmp,tcp,http,https (default icmp,tcp,http; https with fewer --targets)",
     )
     parser.add_argument("--no-blackbox", action="store_true", help="skip the blackbox_exporter phases")
+    parser.add_argument(
+        "--https-h2",
+        action="store_true",
+        help="nginx offers HTTP/2 on its TLS port (ALPN): the agent's https probes speak HTTP/2 (default HTTP/1.1)",
+    )
     parser.add_argument("--ping-sample", type=int, default=10, help="ICMP addresses compared with ping")
     parser.add_argument(
         "--blackbox-scrape",
@@ -907,7 +914,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="netobs-bench-") as tmp_name, otlp_sink() as sink_port:
         tmp = Path(tmp_name)
         for kind in kinds:
-            with targets_for(kind, args.targets, tmp) as (agent_targets, bb_targets):
+            with targets_for(kind, args.targets, tmp, https_h2=args.https_h2) as (agent_targets, bb_targets):
                 sample = agent_targets[: args.ping_sample] if kind == "icmp" else []
                 agent = run_agent_phase(kind, agent_targets, args, sink_port, sample, tmp=tmp)
                 blackbox = None if args.no_blackbox else run_blackbox_phase(kind, bb_targets, args, tmp)
