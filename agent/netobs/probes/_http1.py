@@ -57,26 +57,28 @@ class BodyTooLarge(Exception):
         self.read_bytes = read_bytes
 
 
-def encode_request(method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
-    """The request as bytes: request line, ``headers`` in order (Host first is the caller's job), body.
-    ValueError naming the part that cannot be sent."""
+def check_request(method: str, target: str, headers: list[tuple[str, str]]) -> None:
+    """ValueError naming the part of a request that cannot be sent (HTTP/1.1 or HTTP/2): a method or header
+    name that is not a token, a target or value with control characters, text that is not ASCII."""
     if not _METHOD.fullmatch(method):
         raise ValueError(f"method {method!r} is not an HTTP token")
     if not _TARGET.fullmatch(target):
         raise ValueError(f"request target {target!r} has spaces, control or non-ASCII characters")
-    lines = [f"{method} {target} HTTP/1.1\r\n"]
     for name, value in headers:
         if not _FIELD_NAME.fullmatch(name):
             raise ValueError(f"header name {name!r} is not an HTTP token")
         if not _FIELD_VALUE.fullmatch(value) or value != value.strip(" \t"):
             raise ValueError(f"header {name} value {value!r} has control characters or surrounding whitespace")
-        lines.append(f"{name}: {value}\r\n")
-    lines.append("\r\n")
-    try:
-        head = "".join(lines).encode("ascii")
-    except UnicodeEncodeError as exc:
-        raise ValueError(f"request head is not ASCII: {exc}") from exc
-    return head + body
+        if not value.isascii():
+            raise ValueError(f"header {name} value {value!r} is not ASCII")
+
+
+def encode_request(method: str, target: str, headers: list[tuple[str, str]], body: bytes = b"") -> bytes:
+    """The request as bytes: request line, ``headers`` in order (Host first is the caller's job), body.
+    ValueError naming the part that cannot be sent (:func:`check_request`)."""
+    check_request(method, target, headers)
+    head = "".join([f"{method} {target} HTTP/1.1\r\n", *(f"{name}: {value}\r\n" for name, value in headers), "\r\n"])
+    return head.encode("ascii") + body
 
 
 def _fields(block: bytes) -> list[tuple[str, str]]:

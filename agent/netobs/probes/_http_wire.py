@@ -1,7 +1,7 @@
-"""One HTTP request/response exchange over an established stream, HTTP/1.1 (``_http1``) or HTTP/2 (h2).
+"""One HTTP request/response exchange over an established stream, HTTP/1.1 (``_http1``) or HTTP/2 (``_h2``).
 
-Theory of operation: the protocol code is I/O-free (``_http1``'s request encoder and response reader, h2's
-state machine); this module is the thin shell that moves bytes between it and an asyncio stream. An
+Theory of operation: the protocol code is I/O-free (``_http1``'s request encoder and response reader,
+``_h2``'s client); this module is the thin shell that moves bytes between it and an asyncio stream. An
 exchange has two timed halves that the probe wraps in its phases:
 
 - :meth:`Exchange.send_and_wait_first_byte` writes the request and returns when the response starts
@@ -26,22 +26,16 @@ import functools
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
-
-from netobs.probes._http1 import BodyTooLarge, ProtocolViolation, ResponseReader, encode_request
+from netobs.probes._h2 import H2Client
+from netobs.probes._http1 import BodyTooLarge, ProtocolViolation, ResponseReader, check_request, encode_request
 from netobs.probes._sockio import elapsed_ms
 
 READ_CHUNK_BYTES = 65536
 # HTTP/2 receive window (stream and connection) we announce: big enough that flow control does not throttle
 # a body of the usual sizes on a long fat path, bounded because the cap stops reading anyway.
 H2_WINDOW_BYTES = 16 * 1024 * 1024
-_H2_DEFAULT_WINDOW_BYTES = 65535
-# Request headers that are about one HTTP/1.1 connection and are illegal in HTTP/2 (RFC 9113 8.2.2).
-_H2_FORBIDDEN = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
+# Request fields about one HTTP/1.1 connection, illegal in HTTP/2 (RFC 9113 8.2.2), and Host (``:authority``).
+_H2_LEFT_OUT = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"host"})
 
 
 __all__ = [
@@ -177,105 +171,58 @@ class Http2Exchange(_KernelTimed):
 
     def __init__(self, stream: ByteStream, max_body_bytes: int) -> None:
         super().__init__(stream)
-        self._max_body_bytes = max_body_bytes
-        self._conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
-        self._stream_id = 0
-        self._status: int | None = None
-        self._headers: list[tuple[str, str]] = []
-        self._body = bytearray()
-        self._ended = False
+        self._conn = H2Client(max_body_bytes, H2_WINDOW_BYTES)
 
     async def send_and_wait_first_byte(self, request: Request) -> None:
-        conn = self._conn
-        conn.local_settings = h2.settings.Settings(
-            client=True,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: H2_WINDOW_BYTES,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 65536,
-            },
-        )
-        conn.initiate_connection()
-        conn.increment_flow_control_window(H2_WINDOW_BYTES - _H2_DEFAULT_WINDOW_BYTES)
-        self._stream_id = conn.get_next_available_stream_id()
-        headers = [
-            (b":method", request.method.encode("ascii")),
-            (b":scheme", request.scheme.encode("ascii")),
-            (b":authority", request.authority.encode("idna")),
-            (b":path", request.target.encode("ascii")),
-        ]
-        for name, value in request.headers:
-            key = name.lower().encode("latin-1")
-            if key not in _H2_FORBIDDEN and key != b"host":
-                headers.append((key, value.encode("latin-1")))
-        if request.body:
-            headers.append((b"content-length", str(len(request.body)).encode("ascii")))
-        conn.send_headers(self._stream_id, headers, end_stream=not request.body)
-        await self._flush()
-        await self._send_body(request.body)
-        while self._status is None:
+        try:
+            fields = _h2_fields(request)
+        except ValueError as exc:
+            raise ValueError(f"request cannot be sent: {exc}") from exc
+        self._stream.write(self._conn.start(fields, request.body))
+        self._sent()  # the first write carries the request's HEADERS
+        await self._stream.drain()
+        while self._conn.status is None:
             await self._receive()
 
     async def read_response(self) -> Response:
-        while not self._ended:
+        conn = self._conn
+        while not conn.ended:
             await self._receive()
-        assert self._status is not None
-        return Response(self._status, "2", self._headers, bytes(self._body), "2")
-
-    async def _send_body(self, body: bytes) -> None:
-        view = memoryview(body)
-        while view:
-            window = min(self._conn.local_flow_control_window(self._stream_id), self._conn.max_outbound_frame_size)
-            if window <= 0:
-                await self._receive()  # wait for WINDOW_UPDATE
-                continue
-            chunk, view = view[:window], view[window:]
-            self._conn.send_data(self._stream_id, bytes(chunk), end_stream=not view)
-            await self._flush()
-
-    async def _flush(self) -> None:
-        out = self._conn.data_to_send()
-        if out:
-            self._stream.write(out)
-            self._sent()  # the first flush carries the request's HEADERS
-            await self._stream.drain()
+        assert conn.status is not None
+        return Response(conn.status, "2", conn.headers, bytes(conn.body), "2")
 
     async def _receive(self) -> None:
         data = await self._stream.read(READ_CHUNK_BYTES)
         if not data:
             raise ProtocolViolation("connection closed before the response was complete")
-        try:
-            events = self._conn.receive_data(data)
-        except h2.exceptions.H2Error as exc:
-            raise ProtocolViolation(f"invalid HTTP/2 data: {exc}") from exc
-        for event in events:
-            self._handle(event)
-        await self._flush()
-
-    def _handle(self, event: h2.events.Event) -> None:
-        sid = getattr(event, "stream_id", None)
-        if isinstance(event, h2.events.ConnectionTerminated):
-            if not self._ended:
-                raise ProtocolViolation(f"server ended the connection (GOAWAY, error code {event.error_code})")
-            return
-        if sid != self._stream_id:
-            return
-        if isinstance(event, h2.events.ResponseReceived):
-            headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in event.headers]
-            status = next((v for k, v in headers if k == ":status"), None)
-            if status is None or not status.isdigit():
-                raise ProtocolViolation(f"response without a valid :status ({status!r})")
-            self._status = int(status)
-            self._headers = [(k, v) for k, v in headers if not k.startswith(":")]
-            self._first_rx_ns = self._stream.latest_rx_ns  # the read that brought these events
-        elif isinstance(event, h2.events.DataReceived):
-            self._body += event.data
-            if event.flow_controlled_length:
-                self._conn.acknowledge_received_data(event.flow_controlled_length, self._stream_id)
-            if len(self._body) > self._max_body_bytes:
-                raise BodyTooLarge(self._max_body_bytes, len(self._body))
-        elif isinstance(event, h2.events.StreamEnded):
-            self._ended = True
+        conn = self._conn
+        started = conn.status is not None
+        conn.receive(data)
+        # The read that brought the response's HEADERS, and the one that ended it: the kernel's stamps.
+        if not started and conn.status is not None:
+            self._first_rx_ns = self._stream.latest_rx_ns
+        if conn.ended:
             self._last_rx_ns = self._stream.latest_rx_ns
-        elif isinstance(event, h2.events.StreamReset):
-            raise ProtocolViolation(f"server reset the stream (error code {event.error_code})")
+        out = conn.data_to_send()  # acknowledgements, window updates, more of the request's body
+        if out:
+            self._stream.write(out)
+            await self._stream.drain()
+
+
+def _h2_fields(request: Request) -> list[tuple[bytes, bytes]]:
+    """The request's header fields for HTTP/2: the pseudo-header fields, then its headers with lower-case
+    names, without those HTTP/2 leaves out. ValueError naming the part that cannot be sent."""
+    check_request(request.method, request.target, request.headers)
+    fields = [
+        (b":method", request.method.encode("ascii")),
+        (b":scheme", request.scheme.encode("ascii")),
+        (b":authority", request.authority.encode("idna")),
+        (b":path", request.target.encode("ascii")),
+    ]
+    for name, value in request.headers:
+        key = name.lower().encode("ascii")
+        if key not in _H2_LEFT_OUT:
+            fields.append((key, value.encode("ascii")))
+    if request.body:
+        fields.append((b"content-length", str(len(request.body)).encode("ascii")))
+    return fields
