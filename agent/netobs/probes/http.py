@@ -12,7 +12,7 @@ phases of all hops add up in ``ProbeResult.phases_ms``; each redirect hop keeps 
 ``HttpResult.redirects``. The ``traceparent`` header names the hop's ``ttfb`` span as the parent, so an
 instrumented server's spans nest under the request that caused them.
 
-HTTP/1.1 (``_http1``) and HTTP/2 (h2) are spoken over that byte stream (``_http_wire``); over TLS, ALPN picks
+HTTP/1.1 (``_http1``) and HTTP/2 (``_h2``) are spoken over that byte stream (``_http_wire``); over TLS, ALPN picks
 the version (``http_version: auto`` offers both); ``http_version: "2"`` on http:// is HTTP/2 with prior
 knowledge. Failures map to: TLS_CERT (verification), TLS_HANDSHAKE (handshake failed or did not finish
 before the deadline), PROTOCOL (the peer broke HTTP), BODY_TOO_LARGE, HTTP_STATUS and ASSERTION; refused,
