@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 import time
 from datetime import UTC
@@ -34,10 +35,17 @@ def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket | None, verified: bool) -
     )
     der = ssl_object.getpeercert(binary_form=True)
     if der:
-        cert = x509.load_der_x509_certificate(der)
-        not_after = cert.not_valid_after_utc.replace(tzinfo=UTC)
-        info.cert_not_after_ms = int(not_after.timestamp() * 1000)
-        info.cert_expiry_days = round((not_after.timestamp() - time.time()) / 86400.0, 4)
-        info.cert_subject = cert.subject.rfc4514_string()
-        info.cert_issuer = cert.issuer.rfc4514_string()
+        not_after_s, info.cert_subject, info.cert_issuer = _leaf_facts(der)
+        info.cert_not_after_ms = int(not_after_s * 1000)
+        info.cert_expiry_days = round((not_after_s - time.time()) / 86400.0, 4)
     return info
+
+
+@functools.lru_cache(maxsize=4096)
+def _leaf_facts(der: bytes) -> tuple[float, str, str]:
+    """(not-after as Unix seconds, subject, issuer) of a DER certificate. A target shows the same
+    certificate run after run, and parsing it cost every TLS run ~26 µs (in a tight loop; ~70 in the agent,
+    by py-spy): parsed once per certificate."""
+    cert = x509.load_der_x509_certificate(der)
+    not_after = cert.not_valid_after_utc.replace(tzinfo=UTC)
+    return not_after.timestamp(), cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
