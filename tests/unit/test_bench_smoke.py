@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -137,3 +138,17 @@ def test_goal_lines_say_which_goals_each_type_met() -> None:
         "http   2,008 probes/s; lateness p99 5.00 < 5 ms NOT met; blackbox/agent 2.5x >= 5x NOT met",
         "tcp    500 probes/s; lateness p99 0.50 < 5 ms met",
     ]
+
+
+def test_bench_http2_times_both_clients() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH.parent / "bench_http2.py"), "--exchanges", "20", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = dict(re.findall(r"^(.+?)\s+([0-9.]+) us per exchange", proc.stdout, re.MULTILINE))
+    assert set(figures) == {"netobs _h2.H2Client", "h2 library"}, proc.stdout
+    assert all(float(us) > 0 for us in figures.values()), proc.stdout
