@@ -202,6 +202,16 @@ def test_a_graceful_goaway_that_keeps_the_stream_is_no_error() -> None:
     assert client.ended and client.status == 200 and bytes(client.body) == b"ok"
 
 
+def test_a_complete_response_then_a_reset_of_the_rest_of_the_request_is_no_error() -> None:
+    """A server may answer before the request's body is all sent and reset the stream (NO_ERROR) to stop
+    the upload: the response stands."""
+    client = H2Client(1000, WINDOW_BYTES)
+    client.start([(b":method", b"POST"), *GET[1:]], b"x" * 200_000)  # more than the default window takes
+    client.receive(_settings_frame() + _response_headers((b":status", b"413"), end_stream=True))
+    client.receive(frame(_h2.RST_STREAM, 0, 1, bytes(4)))
+    assert client.ended and client.status == 413
+
+
 @pytest.mark.parametrize(
     ("respond", "message"),
     [

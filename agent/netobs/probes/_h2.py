@@ -216,7 +216,8 @@ class H2Client:
         elif kind == RST_STREAM:
             if len(payload) != 4:
                 raise ProtocolViolation("malformed HTTP/2 RST_STREAM frame")
-            if stream_id == STREAM:
+            # A server that answered in full may reset the rest of our request's body (RFC 9113 8.1).
+            if stream_id == STREAM and not self.ended:
                 raise ProtocolViolation(f"server reset the stream (error code {_U32.unpack(payload)[0]})")
         elif kind == GOAWAY:
             if len(payload) < 8:
