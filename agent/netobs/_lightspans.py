@@ -234,9 +234,12 @@ class LightTracer(trace.Tracer):
             _UNSET,
         )
 
-    def start_child(self, parent: LightSpan, name: str, attributes: types.Attributes = None) -> LightSpan:
-        """``start_span(name, context=set_span_in_context(parent), attributes=attributes)`` without the
-        context: an internal span under one of this tracer's spans (a run's phases, several per run)."""
+    def start_child(
+        self, parent: LightSpan, name: str, attributes: types.Attributes = None, start_time: int | None = None
+    ) -> LightSpan:
+        """``start_span(name, context=set_span_in_context(parent), attributes=attributes, start_time=...)``
+        without the context: an internal span under one of this tracer's spans (a run's phases, several per
+        run)."""
         return LightSpan(
             name,
             parent.trace_id,
@@ -244,7 +247,7 @@ class LightTracer(trace.Tracer):
             parent.span_id,
             _INTERNAL,
             dict(attributes) if attributes else {},
-            None,
+            start_time,
             self._on_end,
             False,
             _UNSET,

@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from netobs import _nativetcp
 from netobs._protowire import NATIVE
 from netobs.config import AgentConfig, ConfigError, load_config
 from netobs.probes import Probe, default_probes
@@ -68,7 +69,9 @@ class Agent:
         config_path: Path | None = None,
         telemetry: Telemetry | None = None,
         probes: dict[str, Probe] | None = None,
+        native_tcp: bool = True,
     ) -> None:
+        """``native_tcp``: run plain TCP connects in the C engine (``netobs._nativetcp``) when it is built."""
         self.cfg = cfg
         self.config_path = config_path
         self.telemetry = telemetry or Telemetry.from_config(cfg)
@@ -76,8 +79,13 @@ class Agent:
         self.runner = Runner(
             cfg.agent_id, cfg.pop, self.probes, sinks=[self.telemetry.record], tracer=self.telemetry.tracer
         )
+        engine = _nativetcp.load() if native_tcp else None
+        self.native_tcp = _nativetcp.NativeTcpRuns(self.runner, engine) if engine is not None else None
         self.scheduler = Scheduler(
-            self.runner.run, on_lateness=self.telemetry.record_lateness, on_skip=self.telemetry.count_skipped
+            self.runner.run,
+            on_lateness=self.telemetry.record_lateness,
+            on_skip=self.telemetry.count_skipped,
+            native=self.native_tcp,
         )
         self._stop = asyncio.Event()
 
@@ -91,7 +99,14 @@ class Agent:
         tune_runtime()  # first: its full collection would hold up the first slots (late runs are skipped)
         _, added, _ = self.scheduler.apply(self._schedulable(self.cfg))
         self.telemetry.set_checks(len(self.scheduler.job_keys))
-        log.info("agent %s at pop %s: %d (check, target) jobs scheduled", self.cfg.agent_id, self.cfg.pop, added)
+        log.info(
+            "agent %s at pop %s: %d (check, target) jobs scheduled, %d of them plain TCP connects run by the "
+            "native engine",
+            self.cfg.agent_id,
+            self.cfg.pop,
+            added,
+            self.native_tcp.jobs if self.native_tcp is not None else 0,
+        )
         if NATIVE is None:
             log.warning(
                 "netobs._wire (the agent's C writers and histogram buckets) is not built: the Python ones run "

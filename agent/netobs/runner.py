@@ -65,7 +65,8 @@ def new_result_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _timed_out(check: Any) -> str:
+def timed_out_message(check: Any) -> str:
+    """The error message of a run that passed its deadline."""
     return f"no complete answer within timeout_s={check.timeout_s:g}"
 
 
@@ -137,16 +138,30 @@ class Runner:
                 if span is not None:
                     span.end()
                 raise
-            outcome = Outcome.fail(ErrorType.TIMEOUT, _timed_out(check))
+            outcome = Outcome.fail(ErrorType.TIMEOUT, timed_out_message(check))
         except Exception as exc:
             error_type, message = classify_exception(exc)
             if error_type is ErrorType.TIMEOUT:
-                message = _timed_out(check)
+                message = timed_out_message(check)
             if error_type is ErrorType.INTERNAL:
                 log.exception("probe %s %s raised", check.name, target)
             outcome = Outcome.fail(error_type, message)
         duration_ms = (time.perf_counter() - start) * 1000.0
+        return self.finish(ctx, started_at_ms, duration_ms, outcome, span)
 
+    def finish(
+        self,
+        ctx: ProbeContext,
+        started_at_ms: int,
+        duration_ms: float,
+        outcome: Outcome,
+        span: trace.Span | None,
+        *,
+        end_ns: int | None = None,
+    ) -> ProbeResult:
+        """The end of ``ctx``'s run: its root span ended (at ``end_ns``, default now) and the result record
+        built and handed to the sinks. ``Runner.run`` ends here, and so do the runs of ``netobs._nativetcp``."""
+        check, target = ctx.check, ctx.target
         trace_id = span_id = None
         if span is not None:
             trace_int, span_int, _ = span_ids(span)
@@ -157,7 +172,7 @@ class Runner:
             if not outcome.success:
                 span.set_attribute("error.type", str(outcome.error_type))
                 span.set_status(Status(StatusCode.ERROR, outcome.error_message))
-            span.end()
+            span.end(end_ns)
 
         result = ProbeResult(
             result_id=new_result_id(),

@@ -18,6 +18,11 @@ probes/s on a machine with less than a core free: success 2.5%). So a run that s
 single stall (a collection, a suspended VM) makes a few runs late but does not move the average much: they
 run.
 
+Plain TCP connects (``netobs._nativetcp``) can be handed to a C engine with a thread of its own
+(``native``): ``apply`` gives it the job with its first slot, ``_stop`` takes the job back, and the engine
+reports each run's start, skip or missed slots here (``run_started``, ``run_skipped``, ``slots_missed``),
+so the counts, metrics and logs are the same for both kinds of job.
+
 ``apply`` swaps in a new set of checks: jobs whose check did not change keep their slots and any run in
 flight; changed and removed jobs stop after their current run; new jobs get a fresh offset. ``stop`` waits
 for (or cancels) every run still going, also those of jobs a reload removed.
@@ -32,7 +37,10 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netobs._nativetcp import NativeTcpRuns
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ class _Job:
     next_slot: float
     task: asyncio.Task[object] | None = None  # the latest run (timeout_s < interval_s: at most one going)
     stopped: bool = False
+    native: int | None = None  # the job's id with the native engine, when that runs it
 
 
 def _slot_key(at: float) -> float:
@@ -87,8 +96,12 @@ class Scheduler:
         on_lateness: LatenessFn | None = None,
         rng: random.Random | None = None,
         on_skip: SkipFn | None = None,
+        native: NativeTcpRuns | None = None,
     ) -> None:
         self._run = run
+        self._native = native
+        if native is not None:
+            native.bind(self)
         self._on_lateness = on_lateness
         self._on_skip = on_skip
         self._rng = rng or random.Random()
@@ -132,7 +145,10 @@ class Scheduler:
             first = math.ceil((now + self._rng.uniform(0, check.interval_s)) / SLOT_GRID_S) * SLOT_GRID_S
             job = _Job(check=check, target=key[1], next_slot=first)
             self._jobs[key] = job
-            self._arm(job)
+            if self._native is not None:
+                job.native = self._native.add(check, key[1], first, shed_after_s(check))
+            if job.native is None:
+                self._arm(job)
             added += 1
         return kept, added, removed
 
@@ -161,7 +177,7 @@ class Scheduler:
         if job.next_slot <= now:
             missed = int((now - job.next_slot) // interval) + 1
             job.next_slot += missed * interval
-            log.warning("%s %s: skipped %d missed slot(s)", job.check.name, job.target, missed)
+            self.slots_missed(job.check, job.target, missed)
         self._arm(job)
         self._orphan(job)
         job.task = self._loop.create_task(self._start(job.check, job.target, slot))
@@ -185,6 +201,20 @@ class Scheduler:
             return None
         self.runs_started += 1
         return await self._run(check, target)
+
+    # -- what the native engine reports (its own shedding decides; the same counts and logs) ----------
+    def run_started(self, check: Any, lateness_s: float) -> None:
+        if self._on_lateness is not None:
+            self._on_lateness(lateness_s, check.type)
+        self.runs_started += 1
+
+    def run_skipped(self, check: Any, target: str, lateness_s: float, now: float) -> None:
+        if self._on_lateness is not None:
+            self._on_lateness(lateness_s, check.type)
+        self._skip(check, target, lateness_s, now)
+
+    def slots_missed(self, check: Any, target: str, missed: int) -> None:
+        log.warning("%s %s: skipped %d missed slot(s)", check.name, target, missed)
 
     def _orphan(self, job: _Job) -> None:
         """Keep ``job``'s run, if still going, where ``stop`` finds it (rare: runs end by their timeout)."""
@@ -217,6 +247,8 @@ class Scheduler:
 
     def _stop(self, job: _Job) -> None:
         job.stopped = True  # its slot passes it over
+        if job.native is not None and self._native is not None:
+            self._native.remove(job.native)
         self._orphan(job)
 
     async def stop(self, cancel_running: bool = False) -> None:
@@ -234,3 +266,5 @@ class Scheduler:
                 task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+        if self._native is not None:
+            await self._native.stop(cancel_running)

@@ -115,12 +115,21 @@ class ProbeContext:
         return _Phase(self, name, attributes)
 
 
-def child_span(tracer: trace.Tracer, parent: Span, name: str, attributes: Mapping[str, Any] | None = None) -> Span:
-    """A span under ``parent``: ``tracer.start_span(name, context=set_span_in_context(parent), ...)``, or for
-    the agent's light tracer and its own span, the same span without the context object."""
+def child_span(
+    tracer: trace.Tracer,
+    parent: Span,
+    name: str,
+    attributes: Mapping[str, Any] | None = None,
+    start_time: int | None = None,
+) -> Span:
+    """A span under ``parent`` (starting at ``start_time``, default now):
+    ``tracer.start_span(name, context=set_span_in_context(parent), ...)``, or for the agent's light tracer
+    and its own span, the same span without the context object."""
     if type(tracer) is LightTracer and type(parent) is LightSpan:  # exact types: ABC isinstance checks are slow
-        return tracer.start_child(parent, name, attributes)
-    return tracer.start_span(name, context=trace.set_span_in_context(parent), attributes=attributes)
+        return tracer.start_child(parent, name, attributes, start_time)
+    return tracer.start_span(
+        name, context=trace.set_span_in_context(parent), attributes=attributes, start_time=start_time
+    )
 
 
 class _Phase:

@@ -1,0 +1,596 @@
+/* netobs._connect: the TCP connect runs of plain TCP checks, scheduled, issued and timed by a thread in C.
+ *
+ * Theory of operation. A plain TCP check (no TLS, no path trace, an address for a target) is a socket,
+ * a non-blocking connect, one wait and a close. The kernel's share of that is ~50 us on this class of
+ * machine; in Python the run around it (a timer, a task, coroutines, a future, the epoll bookkeeping)
+ * cost another ~100 us. Here one thread owns all such jobs: a heap of due times on CLOCK_MONOTONIC, one
+ * timerfd armed for the earliest, and one epoll set in which each connecting socket waits (one-shot, for
+ * writability). When a connect completes, fails or passes its deadline, the thread closes the socket and
+ * queues a completion: what happened (an errno, or the deadline), the slot, when the run started (on both
+ * clocks) and ended, and the kernel's handshake round trip (tcp_info's tcpi_rtt, when no SYN was
+ * retransmitted). The thread writes an eventfd when the queue turns non-empty; the agent's event loop reads
+ * the whole queue with one ``drain`` call and turns each completion into a result record in Python.
+ *
+ * Scheduling mirrors netobs.scheduler: slot n of a job is first + n * interval; a slot that already passed
+ * when the previous one was taken is skipped (reported as ``MISSED`` with how many), and a run that starts
+ * more than shed_after late while the running average of lateness is above half of that is skipped as
+ * overload (``SKIPPED``). The thread never touches a Python object and never needs the GIL; the calls from
+ * Python (add, remove, drain, close) take the engine's mutex, without holding the GIL while they wait.
+ *
+ * A removed job stops after its current run: the run still completes, and when the job is forgotten the
+ * queue says so (``RELEASED``), so the caller knows when its own record of the job can go.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { DONE = 0, TIMEOUT = 1, SKIPPED = 2, MISSED = 3, RELEASED = 4 };
+enum { SLOT = 0, DEADLINE = 1 };
+#define LATENESS_AVERAGE_WEIGHT 0.002 /* as netobs.scheduler */
+#define TIMER_TAG UINT64_MAX
+#define CONTROL_TAG (UINT64_MAX - 1)
+
+typedef struct {
+    int64_t at_ns;
+    uint32_t job;
+    uint32_t seq; /* the job's generation (SLOT) or run number (DEADLINE) when pushed */
+    int kind;
+} Event;
+
+typedef struct {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int64_t user_id;
+    int64_t interval_ns, timeout_ns, shed_after_ns;
+    int64_t next_slot_ns;
+    int64_t slot_ns, start_mono_ns, start_wall_ns;
+    uint32_t gen, run;
+    int fd;     /* the run in flight's socket, or -1 */
+    int in_use; /* a handle given out and not yet released */
+    int active; /* scheduled (not removed) */
+} Job;
+
+typedef struct {
+    int64_t user_id;
+    int kind, err;
+    int64_t slot_ns, start_mono_ns, start_wall_ns, elapsed_ns;
+    int64_t rtt_us; /* -1: no kernel measure */
+} Completion;
+
+typedef struct {
+    PyObject_HEAD
+    pthread_mutex_t mu;
+    pthread_t thread;
+    int thread_started;
+    int stopping;
+    int epfd, timerfd, wakefd, controlfd;
+    Job *jobs;
+    uint32_t njobs, nfree;
+    size_t jobs_cap, free_cap;
+    uint32_t *free_ids;
+    Event *heap;
+    size_t nheap, heap_cap;
+    Completion *done;
+    size_t ndone, done_cap;
+    int signalled;
+    int64_t armed_ns; /* what the timerfd is set to, 0: nothing */
+    double lateness_average_ns;
+    uint32_t in_flight;
+} Engine;
+
+static int64_t clock_ns(clockid_t clock) {
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int grow(void **data, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap) return 0;
+    size_t cap2 = *cap ? *cap * 2 : 64;
+    while (cap2 < need) cap2 *= 2;
+    void *p = realloc(*data, cap2 * size);
+    if (p == NULL) return -1;
+    *data = p;
+    *cap = cap2;
+    return 0;
+}
+
+/* -- the heap of due times ------------------------------------------------------------------------ */
+
+static int heap_push(Engine *e, Event ev) {
+    if (grow((void **)&e->heap, &e->heap_cap, e->nheap + 1, sizeof(Event)) < 0) return -1;
+    size_t i = e->nheap++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (e->heap[parent].at_ns <= ev.at_ns) break;
+        e->heap[i] = e->heap[parent];
+        i = parent;
+    }
+    e->heap[i] = ev;
+    return 0;
+}
+
+static Event heap_pop(Engine *e) {
+    Event top = e->heap[0];
+    Event last = e->heap[--e->nheap];
+    size_t i = 0, n = e->nheap;
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= n) break;
+        if (child + 1 < n && e->heap[child + 1].at_ns < e->heap[child].at_ns) child++;
+        if (last.at_ns <= e->heap[child].at_ns) break;
+        e->heap[i] = e->heap[child];
+        i = child;
+    }
+    if (n) e->heap[i] = last;
+    return top;
+}
+
+/* Arm the timerfd for the earliest due time, if that changed. */
+static void rearm(Engine *e) {
+    int64_t at = e->nheap ? e->heap[0].at_ns : 0;
+    if (at == e->armed_ns) return;
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof(spec));
+    if (at) {
+        if (at < 1) at = 1;
+        spec.it_value.tv_sec = at / 1000000000;
+        spec.it_value.tv_nsec = at % 1000000000;
+    }
+    timerfd_settime(e->timerfd, TFD_TIMER_ABSTIME, &spec, NULL);
+    e->armed_ns = at;
+}
+
+/* -- completions ---------------------------------------------------------------------------------- */
+
+static void queue(Engine *e, int64_t user_id, int kind, int err, int64_t slot_ns, int64_t start_mono_ns,
+                  int64_t start_wall_ns, int64_t elapsed_ns, int64_t rtt_us) {
+    if (grow((void **)&e->done, &e->done_cap, e->ndone + 1, sizeof(Completion)) < 0) return;
+    Completion *c = &e->done[e->ndone++];
+    c->user_id = user_id;
+    c->kind = kind;
+    c->err = err;
+    c->slot_ns = slot_ns;
+    c->start_mono_ns = start_mono_ns;
+    c->start_wall_ns = start_wall_ns;
+    c->elapsed_ns = elapsed_ns;
+    c->rtt_us = rtt_us;
+}
+
+/* The end of ``j``'s current run. */
+static void complete(Engine *e, Job *j, int kind, int err, int64_t elapsed_ns, int64_t rtt_us) {
+    queue(e, j->user_id, kind, err, j->slot_ns, j->start_mono_ns, j->start_wall_ns, elapsed_ns, rtt_us);
+}
+
+static void release_if_done(Engine *e, uint32_t id) {
+    Job *j = &e->jobs[id];
+    if (j->active || j->fd >= 0 || !j->in_use) return;
+    queue(e, j->user_id, RELEASED, 0, 0, 0, 0, 0, -1);
+    j->in_use = 0;
+    j->gen++;
+    if (grow((void **)&e->free_ids, &e->free_cap, e->nfree + 1, sizeof(uint32_t)) == 0)
+        e->free_ids[e->nfree++] = id;
+}
+
+static void end_run(Engine *e, uint32_t id, int kind, int err, int64_t rtt_us) {
+    Job *j = &e->jobs[id];
+    int64_t elapsed = clock_ns(CLOCK_MONOTONIC) - j->start_mono_ns;
+    close(j->fd); /* also drops it from the epoll set */
+    j->fd = -1;
+    e->in_flight--;
+    complete(e, j, kind, err, elapsed, rtt_us);
+    release_if_done(e, id);
+}
+
+static int64_t handshake_rtt_us(int fd) {
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) < 0 || len < 104) return -1;
+    if (!info.tcpi_rtt || info.tcpi_total_retrans) return -1;
+    return info.tcpi_rtt;
+}
+
+static void connected(Engine *e, uint32_t id, uint32_t events) {
+    Job *j = &e->jobs[id];
+    int err = 0;
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        socklen_t len = sizeof(err);
+        if (getsockopt(j->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        if (!err) err = ECONNRESET;
+    }
+    end_run(e, id, DONE, err, err ? -1 : handshake_rtt_us(j->fd));
+}
+
+/* -- runs ----------------------------------------------------------------------------------------- */
+
+static void start_run(Engine *e, uint32_t id, int64_t slot, int64_t now) {
+    Job *j = &e->jobs[id];
+    j->slot_ns = slot;
+    j->start_mono_ns = now;
+    j->start_wall_ns = clock_ns(CLOCK_REALTIME);
+    j->run++;
+    int fd = socket(j->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int err = errno;
+        complete(e, j, DONE, err, clock_ns(CLOCK_MONOTONIC) - now, -1);
+        return;
+    }
+    j->fd = fd;
+    e->in_flight++;
+    if (connect(fd, (struct sockaddr *)&j->addr, j->addrlen) == 0) {
+        end_run(e, id, DONE, 0, handshake_rtt_us(fd));
+        return;
+    }
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+        end_run(e, id, DONE, errno, -1);
+        return;
+    }
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.u64 = ((uint64_t)j->run << 32) | id};
+    Event deadline = {.at_ns = now + j->timeout_ns, .job = id, .seq = j->run, .kind = DEADLINE};
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 || heap_push(e, deadline) < 0) {
+        end_run(e, id, DONE, errno ? errno : ENOMEM, -1);
+    }
+}
+
+static void slot_due(Engine *e, Event ev, int64_t now) {
+    Job *j = &e->jobs[ev.job];
+    if (!j->in_use || !j->active || j->gen != ev.seq) return; /* removed since */
+    int64_t slot = j->next_slot_ns;
+    j->next_slot_ns = slot + j->interval_ns;
+    if (j->next_slot_ns <= now) {
+        int64_t missed = (now - j->next_slot_ns) / j->interval_ns + 1;
+        j->next_slot_ns += missed * j->interval_ns;
+        queue(e, j->user_id, MISSED, (int)(missed > INT32_MAX ? INT32_MAX : missed), slot, now, 0, 0, -1);
+    }
+    Event next = {.at_ns = j->next_slot_ns, .job = ev.job, .seq = j->gen, .kind = SLOT};
+    heap_push(e, next);
+    int64_t lateness = now - slot;
+    e->lateness_average_ns += (lateness - e->lateness_average_ns) * LATENESS_AVERAGE_WEIGHT;
+    if (j->fd >= 0 || (lateness > j->shed_after_ns && e->lateness_average_ns > j->shed_after_ns / 2.0)) {
+        queue(e, j->user_id, SKIPPED, 0, slot, now, 0, 0, -1);
+        return;
+    }
+    start_run(e, ev.job, slot, now);
+}
+
+static void deadline_due(Engine *e, Event ev) {
+    Job *j = &e->jobs[ev.job];
+    if (j->fd < 0 || j->run != ev.seq) return; /* that run ended already */
+    end_run(e, ev.job, TIMEOUT, ETIMEDOUT, -1);
+}
+
+static void due(Engine *e) {
+    int64_t now = clock_ns(CLOCK_MONOTONIC);
+    while (e->nheap && e->heap[0].at_ns <= now) {
+        Event ev = heap_pop(e);
+        if (ev.kind == SLOT)
+            slot_due(e, ev, now);
+        else
+            deadline_due(e, ev);
+    }
+    rearm(e);
+}
+
+static void signal_ready(Engine *e) {
+    if (e->ndone && !e->signalled) {
+        uint64_t one = 1;
+        if (write(e->wakefd, &one, sizeof(one)) == sizeof(one)) e->signalled = 1;
+    }
+}
+
+static void *engine_main(void *arg) {
+    Engine *e = (Engine *)arg;
+    struct epoll_event events[256];
+    pthread_mutex_lock(&e->mu);
+    while (!e->stopping) {
+        due(e);
+        signal_ready(e);
+        pthread_mutex_unlock(&e->mu);
+        int n = epoll_wait(e->epfd, events, 256, -1);
+        pthread_mutex_lock(&e->mu);
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = events[i].data.u64;
+            if (tag == TIMER_TAG || tag == CONTROL_TAG) {
+                uint64_t count;
+                if (read(tag == TIMER_TAG ? e->timerfd : e->controlfd, &count, sizeof(count)) < 0) {
+                    /* nothing to read: a spurious wake-up */
+                }
+                if (tag == TIMER_TAG) e->armed_ns = 0;
+                continue;
+            }
+            uint32_t id = (uint32_t)tag, run = (uint32_t)(tag >> 32);
+            if (id < e->njobs && e->jobs[id].fd >= 0 && e->jobs[id].run == run) connected(e, id, events[i].events);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* -- the Python type ------------------------------------------------------------------------------ */
+
+static void wake(Engine *e) {
+    uint64_t one = 1;
+    if (write(e->controlfd, &one, sizeof(one)) < 0) {
+        /* the counter is saturated: the thread has a wake-up pending anyway */
+    }
+}
+
+static int watch(int epfd, int fd, uint64_t tag) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static PyObject *Engine_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds)) {
+    Engine *e = (Engine *)type->tp_alloc(type, 0);
+    if (e != NULL) e->epfd = e->timerfd = e->wakefd = e->controlfd = -1;
+    return (PyObject *)e;
+}
+
+static int Engine_init(Engine *e, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist)) return -1;
+    if (e->epfd >= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "ConnectEngine is already initialised");
+        return -1;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    e->epfd = epoll_create1(EPOLL_CLOEXEC);
+    e->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    e->controlfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (e->epfd < 0 || e->timerfd < 0 || e->wakefd < 0 || e->controlfd < 0 ||
+        watch(e->epfd, e->timerfd, TIMER_TAG) < 0 || watch(e->epfd, e->controlfd, CONTROL_TAG) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    int rc = pthread_create(&e->thread, NULL, engine_main, e);
+    if (rc) {
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    e->thread_started = 1;
+    return 0;
+}
+
+static void stop_thread(Engine *e) {
+    if (!e->thread_started) return;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&e->mu);
+    e->stopping = 1;
+    wake(e);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->thread, NULL);
+    Py_END_ALLOW_THREADS
+    e->thread_started = 0;
+    for (uint32_t i = 0; i < e->njobs; i++) {
+        if (e->jobs[i].fd >= 0) close(e->jobs[i].fd);
+        e->jobs[i].fd = -1;
+    }
+}
+
+static void Engine_dealloc(Engine *e) {
+    stop_thread(e);
+    int *fds[] = {&e->epfd, &e->timerfd, &e->wakefd, &e->controlfd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (*fds[i] >= 0) close(*fds[i]);
+    if (e->epfd >= 0) pthread_mutex_destroy(&e->mu);
+    free(e->jobs);
+    free(e->free_ids);
+    free(e->heap);
+    free(e->done);
+    Py_TYPE(e)->tp_free((PyObject *)e);
+}
+
+static PyObject *closed_error(void) {
+    PyErr_SetString(PyExc_RuntimeError, "ConnectEngine is closed");
+    return NULL;
+}
+
+static PyObject *Engine_add(Engine *e, PyObject *args) {
+    long long user_id;
+    int family;
+    Py_buffer packed;
+    int port;
+    double first_slot_s, interval_s, timeout_s, shed_after_s;
+    if (!PyArg_ParseTuple(args, "Liy*idddd", &user_id, &family, &packed, &port, &first_slot_s, &interval_s,
+                          &timeout_s, &shed_after_s))
+        return NULL;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    memset(&addr, 0, sizeof(addr));
+    if (family == AF_INET && packed.len == 4) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&addr;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        memcpy(&a->sin_addr, packed.buf, 4);
+        addrlen = sizeof(*a);
+    } else if (family == AF_INET6 && packed.len == 16) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&addr;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        memcpy(&a->sin6_addr, packed.buf, 16);
+        addrlen = sizeof(*a);
+    } else {
+        PyBuffer_Release(&packed);
+        PyErr_SetString(PyExc_ValueError, "address: 4 bytes for AF_INET or 16 for AF_INET6");
+        return NULL;
+    }
+    PyBuffer_Release(&packed);
+    if (port < 1 || port > 65535 || !(interval_s > 0) || !(timeout_s > 0) || !(shed_after_s >= 0)) {
+        PyErr_SetString(PyExc_ValueError, "port 1-65535, interval_s > 0, timeout_s > 0, shed_after_s >= 0");
+        return NULL;
+    }
+    if (!e->thread_started) return closed_error();
+    long id = -1;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&e->mu);
+    uint32_t slot_id;
+    if (e->nfree) {
+        slot_id = e->free_ids[--e->nfree];
+    } else if (grow((void **)&e->jobs, &e->jobs_cap, e->njobs + 1, sizeof(Job)) == 0) {
+        slot_id = e->njobs++;
+        e->jobs[slot_id].gen = 0;
+        e->jobs[slot_id].run = 0;
+    } else {
+        slot_id = UINT32_MAX;
+    }
+    if (slot_id != UINT32_MAX) {
+        Job *j = &e->jobs[slot_id];
+        j->addr = addr;
+        j->addrlen = addrlen;
+        j->user_id = user_id;
+        j->interval_ns = (int64_t)(interval_s * 1e9);
+        j->timeout_ns = (int64_t)(timeout_s * 1e9);
+        j->shed_after_ns = (int64_t)(shed_after_s * 1e9);
+        j->next_slot_ns = (int64_t)(first_slot_s * 1e9);
+        j->slot_ns = j->start_mono_ns = j->start_wall_ns = 0;
+        j->fd = -1;
+        j->in_use = 1;
+        j->active = 1;
+        Event ev = {.at_ns = j->next_slot_ns, .job = slot_id, .seq = j->gen, .kind = SLOT};
+        if (heap_push(e, ev) < 0) {
+            failed = 1;
+        } else {
+            id = slot_id;
+            if (e->heap[0].job == slot_id && e->heap[0].at_ns == ev.at_ns) rearm(e);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    Py_END_ALLOW_THREADS
+    if (id < 0 || failed) return PyErr_NoMemory();
+    return PyLong_FromLong(id);
+}
+
+static PyObject *Engine_remove(Engine *e, PyObject *arg) {
+    long id = PyLong_AsLong(arg);
+    if (id == -1 && PyErr_Occurred()) return NULL;
+    if (!e->thread_started) return closed_error();
+    int ok = 0;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&e->mu);
+    if (id >= 0 && (uint32_t)id < e->njobs && e->jobs[id].in_use && e->jobs[id].active) {
+        e->jobs[id].active = 0;
+        release_if_done(e, (uint32_t)id);
+        signal_ready(e);
+        ok = 1;
+    }
+    pthread_mutex_unlock(&e->mu);
+    Py_END_ALLOW_THREADS
+    if (!ok) {
+        PyErr_Format(PyExc_KeyError, "no scheduled job %ld", id);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_drain(Engine *e, PyObject *Py_UNUSED(ignored)) {
+    Completion *taken = NULL;
+    size_t n = 0;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&e->mu);
+    uint64_t count;
+    if (read(e->wakefd, &count, sizeof(count)) < 0) {
+        /* not signalled: nothing to clear */
+    }
+    e->signalled = 0;
+    if (e->ndone) {
+        taken = e->done;
+        n = e->ndone;
+        e->done = NULL;
+        e->ndone = e->done_cap = 0;
+    }
+    pthread_mutex_unlock(&e->mu);
+    Py_END_ALLOW_THREADS
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        Completion *c = &taken[i];
+        PyObject *item = Py_BuildValue("(LiiLLLLL)", (long long)c->user_id, c->kind, c->err, (long long)c->slot_ns,
+                                       (long long)c->start_mono_ns, (long long)c->start_wall_ns,
+                                       (long long)c->elapsed_ns, (long long)c->rtt_us);
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, (Py_ssize_t)i, item);
+    }
+    free(taken);
+    return out;
+}
+
+static PyObject *Engine_fileno(Engine *e, PyObject *Py_UNUSED(ignored)) { return PyLong_FromLong(e->wakefd); }
+
+static PyObject *Engine_close(Engine *e, PyObject *Py_UNUSED(ignored)) {
+    stop_thread(e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_stats(Engine *e, PyObject *Py_UNUSED(ignored)) {
+    uint32_t in_flight, jobs = 0;
+    double average;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&e->mu);
+    in_flight = e->in_flight;
+    for (uint32_t i = 0; i < e->njobs; i++) jobs += e->jobs[i].in_use;
+    average = e->lateness_average_ns;
+    pthread_mutex_unlock(&e->mu);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(IId)", jobs, in_flight, average / 1e9);
+}
+
+static PyMethodDef Engine_methods[] = {
+    {"add", (PyCFunction)Engine_add, METH_VARARGS,
+     "add(user_id, family, packed_address, port, first_slot_s, interval_s, timeout_s, shed_after_s) -> handle"},
+    {"remove", (PyCFunction)Engine_remove, METH_O, "remove(handle): no more runs; the current one completes"},
+    {"drain", (PyCFunction)Engine_drain, METH_NOARGS, "drain() -> the completions queued since the last drain"},
+    {"fileno", (PyCFunction)Engine_fileno, METH_NOARGS, "the eventfd that turns readable when drain has some"},
+    {"close", (PyCFunction)Engine_close, METH_NOARGS, "stop the thread; runs in flight are abandoned"},
+    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "stats() -> (jobs held, runs in flight, lateness avg s)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "netobs._connect.ConnectEngine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "TCP connect runs scheduled, issued and timed by a thread of their own (see the module's doc).",
+    .tp_new = Engine_new,
+    .tp_init = (initproc)Engine_init,
+    .tp_dealloc = (destructor)Engine_dealloc,
+    .tp_methods = Engine_methods,
+};
+
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "netobs._connect",
+    .m_doc = "TCP connect runs in a thread of their own (see _connect.c).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__connect(void) {
+    if (PyType_Ready(&EngineType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&EngineType);
+    if (PyModule_AddObject(m, "ConnectEngine", (PyObject *)&EngineType) < 0 ||
+        PyModule_AddIntConstant(m, "DONE", DONE) < 0 || PyModule_AddIntConstant(m, "TIMEOUT", TIMEOUT) < 0 ||
+        PyModule_AddIntConstant(m, "SKIPPED", SKIPPED) < 0 || PyModule_AddIntConstant(m, "MISSED", MISSED) < 0 ||
+        PyModule_AddIntConstant(m, "RELEASED", RELEASED) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
