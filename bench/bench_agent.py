@@ -247,13 +247,17 @@ def _wait_port(host: str, port: int, timeout_s: float = 10.0) -> None:
 # Source text for the child processes (this bench's and bench_layers.py's): CPU seconds by thread name.
 CHILD_THREAD_CPU = r"""
 def thread_cpu_s():
+    # Every thread of the process: Python's by their names, the others (the C engine's) by their comm.
     import os, threading
+    names = {t.native_id: t.name for t in threading.enumerate()}
     out = {}
-    for t in threading.enumerate():
+    for tid in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{t.native_id}/stat") as fh:
-                f = fh.read().rsplit(")", 1)[1].split()
-            out[t.name] = out.get(t.name, 0.0) + (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                head, rest = fh.read().rsplit(")", 1)
+            f = rest.split()
+            name = names.get(int(tid), head.split("(", 1)[1])
+            out[name] = out.get(name, 0.0) + (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
         except OSError:
             pass
     return out

@@ -293,6 +293,7 @@ static void signal_ready(Engine *e) {
 static void *engine_main(void *arg) {
     Engine *e = (Engine *)arg;
     struct epoll_event events[256];
+    pthread_setname_np(pthread_self(), "netobs-connect"); /* as top and /proc show it */
     pthread_mutex_lock(&e->mu);
     while (!e->stopping) {
         due(e);

@@ -107,6 +107,11 @@ class Agent:
             added,
             self.native_tcp.jobs if self.native_tcp is not None else 0,
         )
+        if self.native_tcp is None and _nativetcp.load() is None:
+            log.warning(
+                "netobs._connect (the C engine of plain TCP checks) is not built: they run in Python instead, at "
+                "about twice the CPU per probe; build it with `pip install -e .` (needs gcc and Python headers)"
+            )
         if NATIVE is None:
             log.warning(
                 "netobs._wire (the agent's C writers and histogram buckets) is not built: the Python ones run "
