@@ -86,7 +86,6 @@ typedef struct {
     int signalled;
     int64_t armed_ns; /* what the timerfd is set to, 0: nothing */
     double lateness_average_ns;
-    uint32_t in_flight;
 } Engine;
 
 static int64_t clock_ns(clockid_t clock) {
@@ -188,7 +187,6 @@ static void end_run(Engine *e, uint32_t id, int kind, int err, int64_t rtt_us) {
     int64_t elapsed = clock_ns(CLOCK_MONOTONIC) - j->start_mono_ns;
     close(j->fd); /* also drops it from the epoll set */
     j->fd = -1;
-    e->in_flight--;
     complete(e, j, kind, err, elapsed, rtt_us);
     release_if_done(e, id);
 }
@@ -228,7 +226,6 @@ static void start_run(Engine *e, uint32_t id, int64_t slot, int64_t now) {
         return;
     }
     j->fd = fd;
-    e->in_flight++;
     if (connect(fd, (struct sockaddr *)&j->addr, j->addrlen) == 0) {
         end_run(e, id, DONE, 0, handshake_rtt_us(fd));
         return;
@@ -539,19 +536,6 @@ static PyObject *Engine_close(Engine *e, PyObject *Py_UNUSED(ignored)) {
     Py_RETURN_NONE;
 }
 
-static PyObject *Engine_stats(Engine *e, PyObject *Py_UNUSED(ignored)) {
-    uint32_t in_flight, jobs = 0;
-    double average;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&e->mu);
-    in_flight = e->in_flight;
-    for (uint32_t i = 0; i < e->njobs; i++) jobs += e->jobs[i].in_use;
-    average = e->lateness_average_ns;
-    pthread_mutex_unlock(&e->mu);
-    Py_END_ALLOW_THREADS
-    return Py_BuildValue("(IId)", jobs, in_flight, average / 1e9);
-}
-
 static PyMethodDef Engine_methods[] = {
     {"add", (PyCFunction)Engine_add, METH_VARARGS,
      "add(user_id, family, packed_address, port, first_slot_s, interval_s, timeout_s, shed_after_s) -> handle"},
@@ -559,7 +543,6 @@ static PyMethodDef Engine_methods[] = {
     {"drain", (PyCFunction)Engine_drain, METH_NOARGS, "drain() -> the completions queued since the last drain"},
     {"fileno", (PyCFunction)Engine_fileno, METH_NOARGS, "the eventfd that turns readable when drain has some"},
     {"close", (PyCFunction)Engine_close, METH_NOARGS, "stop the thread; runs in flight are abandoned"},
-    {"stats", (PyCFunction)Engine_stats, METH_NOARGS, "stats() -> (jobs held, runs in flight, lateness avg s)"},
     {NULL, NULL, 0, NULL},
 };
 

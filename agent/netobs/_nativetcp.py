@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from netobs.config import split_host_port
-from netobs.probes.base import Outcome, ProbeContext, child_span, is_ip_literal
+from netobs.probes.base import Outcome, ProbeContext, child_span, literal_ip
 from netobs.result import ErrorType, TcpResult
 from netobs.runner import Runner, classify_exception, timed_out_message
 
@@ -47,13 +47,15 @@ class RunEvents(Protocol):
     def slots_missed(self, check: Any, target: str, missed: int) -> None: ...
 
 
+try:
+    from netobs import _connect
+except ImportError:  # not built: every TCP check runs in Python
+    _connect = None  # type: ignore[assignment]
+
+
 def load() -> Callable[[], Any] | None:
     """The engine's constructor, or None when the C module is not built (then every TCP run is Python's)."""
-    try:
-        from netobs import _connect
-    except ImportError:
-        return None
-    return _connect.ConnectEngine
+    return None if _connect is None else _connect.ConnectEngine
 
 
 def plain_address(check: Any, target: str) -> tuple[str, int] | None:
@@ -62,11 +64,11 @@ def plain_address(check: Any, target: str) -> tuple[str, int] | None:
         return None
     host, port = split_host_port(target)
     port = port or check.port
-    if port is None or not is_ip_literal(host):
-        return None
-    if check.ip_version not in ("auto", "6" if ":" in host else "4"):
-        return None  # Python's path reports the mismatch as a resolve failure
-    return host, port
+    try:
+        ip = literal_ip(host, check.ip_version)
+    except socket.gaierror:
+        return None  # an address of the other family: Python's path reports it as a resolve failure
+    return None if ip is None or port is None else (ip, port)
 
 
 @dataclass(slots=True)
@@ -79,8 +81,12 @@ class _NativeJob:
     removed: bool = False
 
 
-# The completion kinds of _connect.c.
-_DONE, _TIMEOUT, _SKIPPED, _MISSED, _RELEASED = range(5)
+# The completion kinds of _connect.c (unused when it is not built).
+_DONE, _TIMEOUT, _SKIPPED, _MISSED, _RELEASED = (
+    range(5)
+    if _connect is None
+    else (_connect.DONE, _connect.TIMEOUT, _connect.SKIPPED, _connect.MISSED, _connect.RELEASED)
+)
 
 
 class NativeTcpRuns:
@@ -155,7 +161,8 @@ class NativeTcpRuns:
         self._jobs.clear()
 
     def _ready(self) -> None:
-        jobs = self._jobs
+        jobs, events = self._jobs, self._events
+        assert events is not None, "bind() the scheduler first"
         for job_id, kind, err, slot_ns, start_mono_ns, wall_ns, elapsed_ns, rtt_us in self._engine.drain():
             job = jobs.get(job_id)
             if job is None:
@@ -166,21 +173,17 @@ class NativeTcpRuns:
                     self._released.set()
                 continue
             if kind == _MISSED:
-                self._hooks().slots_missed(job.check, job.target, err)
+                events.slots_missed(job.check, job.target, err)
                 continue
             lateness_s = (start_mono_ns - slot_ns) / 1e9
             if kind == _SKIPPED:
-                self._hooks().run_skipped(job.check, job.target, lateness_s, start_mono_ns / 1e9)
+                events.run_skipped(job.check, job.target, lateness_s, start_mono_ns / 1e9)
                 continue
-            self._hooks().run_started(job.check, lateness_s)
+            events.run_started(job.check, lateness_s)
             try:
                 self._finish(job, kind, err, wall_ns=wall_ns, elapsed_ns=elapsed_ns, rtt_us=rtt_us)
             except Exception:
                 log.exception("result of %s %s could not be recorded", job.check.name, job.target)
-
-    def _hooks(self) -> RunEvents:
-        assert self._events is not None, "bind() the scheduler first"
-        return self._events
 
     def _finish(self, job: _NativeJob, kind: int, err: int, *, wall_ns: int, elapsed_ns: int, rtt_us: int) -> None:
         """What ``Runner.run`` with ``TcpProbe`` gives for this run (see the module's doc)."""

@@ -79,8 +79,9 @@ class Agent:
         self.runner = Runner(
             cfg.agent_id, cfg.pop, self.probes, sinks=[self.telemetry.record], tracer=self.telemetry.tracer
         )
-        engine = _nativetcp.load() if native_tcp else None
-        self.native_tcp = _nativetcp.NativeTcpRuns(self.runner, engine) if engine is not None else None
+        engine = _nativetcp.load()
+        self._engine_missing = engine is None
+        self.native_tcp = _nativetcp.NativeTcpRuns(self.runner, engine) if engine is not None and native_tcp else None
         self.scheduler = Scheduler(
             self.runner.run,
             on_lateness=self.telemetry.record_lateness,
@@ -107,7 +108,7 @@ class Agent:
             added,
             self.native_tcp.jobs if self.native_tcp is not None else 0,
         )
-        if self.native_tcp is None and _nativetcp.load() is None:
+        if self._engine_missing:
             log.warning(
                 "netobs._connect (the C engine of plain TCP checks) is not built: they run in Python instead, at "
                 "about twice the CPU per probe; build it with `pip install -e .` (needs gcc and Python headers)"
