@@ -28,8 +28,10 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -37,9 +39,12 @@
 
 enum { DONE = 0, TIMEOUT = 1, SKIPPED = 2, MISSED = 3, RELEASED = 4 };
 enum { SLOT = 0, DEADLINE = 1 };
+enum { CONNECTING = 0, WAITING = 1, RECEIVING = 2 };
 #define LATENESS_AVERAGE_WEIGHT 0.002 /* as netobs.scheduler */
 #define TIMER_TAG UINT64_MAX
 #define CONTROL_TAG (UINT64_MAX - 1)
+#define BATCH_COMPLETIONS 64
+#define BATCH_DELAY_NS 5000000
 
 typedef struct {
     int64_t at_ns;
@@ -48,15 +53,34 @@ typedef struct {
     int kind;
 } Event;
 
+/* An HTTP/1.1 job's request and what its run has received. */
+typedef struct {
+    char *request; /* the request's bytes; the traceparent's ids are written into it for each run */
+    size_t request_len;
+    long traceparent_at;  /* offset of the "00-" of the traceparent value, or -1 */
+    int64_t max_body_bytes;
+    int head_request;
+} Exchange;
+
 typedef struct {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     int64_t user_id;
+    Exchange *http; /* NULL: a plain connect */
     int64_t interval_ns, timeout_ns, shed_after_ns;
     int64_t next_slot_ns;
     int64_t slot_ns, start_mono_ns, start_wall_ns;
     uint32_t gen, run;
     int fd;     /* the run in flight's socket, or -1 */
+    int in_epoll; /* fd is in the epoll set */
+    /* The HTTP exchange of the run in flight (see exchange_* below). */
+    int stage;                   /* CONNECTING, WAITING (request sent), RECEIVING (response started) */
+    size_t sent;                 /* request bytes handed to the kernel */
+    int64_t rtt_us, connect_ns;  /* the handshake: kernel RTT (-1: none), and start to connected (monotonic) */
+    int64_t tx_wall_ns, tx_mono_ns, first_rx_mono_ns, last_rx_mono_ns, first_rx_stamp_ns, last_rx_stamp_ns;
+    uint8_t ids[24];             /* the traceparent's trace id and parent span id */
+    char *buf;                   /* the response so far */
+    size_t len, cap;
     int in_use; /* a handle given out and not yet released */
     int active; /* scheduled (not removed) */
 } Job;
@@ -66,6 +90,12 @@ typedef struct {
     int kind, err;
     int64_t slot_ns, start_mono_ns, start_wall_ns, elapsed_ns;
     int64_t rtt_us; /* -1: no kernel measure */
+    /* HTTP jobs only */
+    int stage;
+    int64_t connect_ns, tx_wall_ns, ttfb_ns, transfer_ns;
+    uint8_t ids[24];
+    char *response; /* malloc'd, owned by the completion; NULL: not an HTTP job */
+    size_t response_len;
 } Completion;
 
 typedef struct {
@@ -84,7 +114,11 @@ typedef struct {
     Completion *done;
     size_t ndone, done_cap;
     int signalled;
+    int64_t flush_at_ns; /* when the completions waiting are handed over, 0: none waiting */
     int64_t armed_ns; /* what the timerfd is set to, 0: nothing */
+    uint8_t rand[4080]; /* random bytes for trace ids, from getrandom */
+    size_t rand_used;
+    unsigned seed;     /* rand_r's, when getrandom fails */
     double lateness_average_ns;
 } Engine;
 
@@ -153,10 +187,11 @@ static void rearm(Engine *e) {
 
 /* -- completions ---------------------------------------------------------------------------------- */
 
-static void queue(Engine *e, int64_t user_id, int kind, int err, int64_t slot_ns, int64_t start_mono_ns,
-                  int64_t start_wall_ns, int64_t elapsed_ns, int64_t rtt_us) {
-    if (grow((void **)&e->done, &e->done_cap, e->ndone + 1, sizeof(Completion)) < 0) return;
+static Completion *queue(Engine *e, int64_t user_id, int kind, int err, int64_t slot_ns, int64_t start_mono_ns,
+                         int64_t start_wall_ns, int64_t elapsed_ns, int64_t rtt_us) {
+    if (grow((void **)&e->done, &e->done_cap, e->ndone + 1, sizeof(Completion)) < 0) return NULL;
     Completion *c = &e->done[e->ndone++];
+    memset(c, 0, sizeof(*c));
     c->user_id = user_id;
     c->kind = kind;
     c->err = err;
@@ -165,11 +200,48 @@ static void queue(Engine *e, int64_t user_id, int kind, int err, int64_t slot_ns
     c->start_wall_ns = start_wall_ns;
     c->elapsed_ns = elapsed_ns;
     c->rtt_us = rtt_us;
+    return c;
 }
 
-/* The end of ``j``'s current run. */
-static void complete(Engine *e, Job *j, int kind, int err, int64_t elapsed_ns, int64_t rtt_us) {
-    queue(e, j->user_id, kind, err, j->slot_ns, j->start_mono_ns, j->start_wall_ns, elapsed_ns, rtt_us);
+/* A phase's length: the kernel's measure (from the wall-clock send time to a receive stamp) when it is
+ * plausible, not negative and not longer than the thread saw; else what the thread saw (as _Phase). */
+static int64_t phase_ns(int64_t from_wall, int64_t to_stamp, int64_t seen_ns) {
+    int64_t kernel = to_stamp - from_wall;
+    return from_wall > 0 && to_stamp > 0 && kernel >= 0 && kernel <= seen_ns ? kernel : seen_ns;
+}
+
+/* The end of ``j``'s current run (its socket closed already); ``now`` on CLOCK_MONOTONIC. */
+static void complete(Engine *e, Job *j, int kind, int err, int64_t now, int64_t rtt_us) {
+    Completion *c =
+        queue(e, j->user_id, kind, err, j->slot_ns, j->start_mono_ns, j->start_wall_ns, now - j->start_mono_ns, rtt_us);
+    if (j->http == NULL) return;
+    if (c == NULL) {
+        free(j->buf);
+    } else {
+        c->stage = j->stage;
+        c->rtt_us = j->stage > CONNECTING ? j->rtt_us : rtt_us;
+        c->connect_ns = j->stage > CONNECTING ? j->connect_ns : now - j->start_mono_ns;
+        c->tx_wall_ns = j->tx_wall_ns;
+        if (j->stage == WAITING) c->ttfb_ns = now - j->tx_mono_ns;
+        if (j->stage == RECEIVING) {
+            c->ttfb_ns = phase_ns(j->tx_wall_ns, j->first_rx_stamp_ns, j->first_rx_mono_ns - j->tx_mono_ns);
+            c->transfer_ns = kind == TIMEOUT ? now - j->first_rx_mono_ns
+                                             : phase_ns(j->first_rx_stamp_ns, j->last_rx_stamp_ns,
+                                                        j->last_rx_mono_ns - j->first_rx_mono_ns);
+        }
+        memcpy(c->ids, j->ids, sizeof(c->ids));
+        /* an empty response is still one (a close before any byte): only a plain connect has none */
+        c->response = j->buf ? j->buf : malloc(1);
+        c->response_len = j->len;
+    }
+    j->buf = NULL;
+    j->len = j->cap = 0;
+}
+
+static void free_exchange(Exchange *x) {
+    if (x == NULL) return;
+    free(x->request);
+    free(x);
 }
 
 static void release_if_done(Engine *e, uint32_t id) {
@@ -178,17 +250,26 @@ static void release_if_done(Engine *e, uint32_t id) {
     queue(e, j->user_id, RELEASED, 0, 0, 0, 0, 0, -1);
     j->in_use = 0;
     j->gen++;
+    free_exchange(j->http);
+    j->http = NULL;
     if (grow((void **)&e->free_ids, &e->free_cap, e->nfree + 1, sizeof(uint32_t)) == 0)
         e->free_ids[e->nfree++] = id;
 }
 
 static void end_run(Engine *e, uint32_t id, int kind, int err, int64_t rtt_us) {
     Job *j = &e->jobs[id];
-    int64_t elapsed = clock_ns(CLOCK_MONOTONIC) - j->start_mono_ns;
+    int64_t now = clock_ns(CLOCK_MONOTONIC);
     close(j->fd); /* also drops it from the epoll set */
     j->fd = -1;
-    complete(e, j, kind, err, elapsed, rtt_us);
+    complete(e, j, kind, err, now, rtt_us);
     release_if_done(e, id);
+}
+
+static int established(int fd) {
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state == TCP_ESTABLISHED;
 }
 
 static int64_t handshake_rtt_us(int fd) {
@@ -200,6 +281,210 @@ static int64_t handshake_rtt_us(int fd) {
     return info.tcpi_rtt;
 }
 
+/* -- the HTTP/1.1 exchange -------------------------------------------------------------------------
+ *
+ * After the connect, an HTTP job sends its request (the traceparent's ids drawn for this run and written
+ * into it), then reads until the response is complete by its framing (response_complete), the server
+ * closes, the body passes max_body_bytes, or the deadline. Python parses and checks what was read with the
+ * same reader as its own path (netobs.probes._http1), so this code only has to know where the response
+ * ends, and hands over early whatever it cannot frame. Received bytes are stamped by the kernel
+ * (SO_TIMESTAMPNS), and ttfb and transfer are timed as SocketStream times them. */
+
+static const char HEX[] = "0123456789abcdef";
+
+static void draw_ids(Engine *e, uint8_t *ids) {
+    for (;;) {
+        if (e->rand_used + 24 > sizeof(e->rand)) {
+            if (getrandom(e->rand, sizeof(e->rand), 0) != (ssize_t)sizeof(e->rand)) {
+                for (size_t i = 0; i < sizeof(e->rand); i++) e->rand[i] = (uint8_t)(rand_r(&e->seed) >> 7);
+            }
+            e->rand_used = 0;
+        }
+        memcpy(ids, e->rand + e->rand_used, 24);
+        e->rand_used += 24;
+        int trace_zero = 1, span_zero = 1; /* all-zero ids are invalid: draw again */
+        for (int i = 0; i < 16; i++) trace_zero &= ids[i] == 0;
+        for (int i = 16; i < 24; i++) span_zero &= ids[i] == 0;
+        if (!trace_zero && !span_zero) return;
+    }
+}
+
+static size_t line_end(const char *b, size_t from, size_t n) {
+    const char *p = memchr(b + from, '\n', n - from);
+    return p ? (size_t)(p - b) : n;
+}
+
+static int name_is(const char *line, size_t len, const char *name) {
+    size_t k = strlen(name);
+    return len > k && line[k] == ':' && strncasecmp(line, name, k) == 0;
+}
+
+/* The value of a field line (after "name:"), without surrounding blanks and CR. */
+static void field_value(const char *line, size_t len, size_t name_len, const char **v, size_t *vlen) {
+    const char *p = line + name_len + 1, *end = line + len;
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) end--;
+    *v = p;
+    *vlen = (size_t)(end - p);
+}
+
+#define MAX_HEAD_BYTES 16384 /* as _http1.MAX_HEAD_BYTES */
+
+/* Whether the chunked body from ``p`` is complete, or has passed ``max_body`` (then Python says so). */
+static int chunked_complete(const char *b, size_t p, size_t n, int64_t max_body) {
+    int64_t body = 0;
+    for (;;) {
+        size_t eol = line_end(b, p, n);
+        if (eol == n) return n - p > MAX_HEAD_BYTES;
+        int64_t size = 0;
+        size_t q = p, digits = 0;
+        for (; q < eol && digits <= 16; q++, digits++) {
+            char c = b[q];
+            int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (v < 0) break;
+            size = size * 16 + v;
+        }
+        if (digits == 0 || digits > 16) return 1; /* malformed: Python names it */
+        p = eol + 1;
+        if (size == 0) { /* trailer fields up to an empty line */
+            for (;;) {
+                eol = line_end(b, p, n);
+                if (eol == n) return 0;
+                int empty = eol == p || (eol == p + 1 && b[p] == '\r');
+                p = eol + 1;
+                if (empty) return 1;
+            }
+        }
+        if ((int64_t)(n - p) < size + 2) return body + (int64_t)(n - p) > max_body;
+        body += size;
+        if (body > max_body) return 1;
+        p += (size_t)size + 2;
+    }
+}
+
+/* Whether what ``j`` has read is a whole response by its framing (RFC 9112 6.3), or something Python's
+ * reader will refuse (a malformed head, too long a head, a body over the cap): either way, reading ends. */
+static int response_complete(const Job *j) {
+    const char *b = j->buf;
+    size_t n = j->len, pos = 0, head_end, fields;
+    int status;
+    for (;;) {
+        size_t p = pos;
+        head_end = 0;
+        while (p < n) { /* the blank line: "\n" then an optional "\r" and "\n" */
+            size_t eol = line_end(b, p, n);
+            if (eol == n) break;
+            if (eol + 1 < n && b[eol + 1] == '\n') head_end = eol + 2;
+            else if (eol + 2 < n && b[eol + 1] == '\r' && b[eol + 2] == '\n') head_end = eol + 3;
+            if (head_end) break;
+            p = eol + 1;
+        }
+        if (!head_end) return n - pos > MAX_HEAD_BYTES;
+        if (head_end - pos > MAX_HEAD_BYTES + 4) return 1;
+        if (head_end - pos < 12 || memcmp(b + pos, "HTTP/", 5) != 0 || b[pos + 8] != ' ') return 1;
+        status = 0;
+        for (int i = 9; i < 12; i++) {
+            if (b[pos + i] < '0' || b[pos + i] > '9') return 1;
+            status = status * 10 + (b[pos + i] - '0');
+        }
+        fields = line_end(b, pos, n) + 1;
+        if (status >= 200 || status == 101) break;
+        pos = head_end; /* an interim response: the real one follows */
+    }
+    if (status == 101 || j->http->head_request || status == 204 || status == 304) return 1;
+    int64_t max_body = j->http->max_body_bytes, length = -1;
+    int lengths = 0, codings = 0, chunked = 0;
+    for (size_t p = fields; p < head_end;) {
+        size_t eol = line_end(b, p, head_end), len = eol - p;
+        const char *v;
+        size_t vlen;
+        if (name_is(b + p, len, "transfer-encoding")) {
+            codings++;
+            field_value(b + p, len, 17, &v, &vlen);
+            chunked = vlen == 7 && strncasecmp(v, "chunked", 7) == 0;
+        } else if (name_is(b + p, len, "content-length")) {
+            lengths++;
+            field_value(b + p, len, 14, &v, &vlen);
+            length = 0;
+            for (size_t i = 0; i < vlen && length >= 0; i++)
+                length = v[i] >= '0' && v[i] <= '9' && length < INT64_MAX / 10 ? length * 10 + (v[i] - '0') : -1;
+            if (vlen == 0) length = -1;
+        }
+        p = eol + 1;
+    }
+    int64_t body = (int64_t)(n - head_end);
+    if (codings) return codings > 1 || !chunked || chunked_complete(b, head_end, n, max_body);
+    if (lengths == 1 && length >= 0) return body >= length || body > max_body;
+    return lengths ? 1 : body > max_body; /* no length: the body ends when the server closes */
+}
+
+static void rearm_socket(Engine *e, uint32_t id, uint32_t events) {
+    Job *j = &e->jobs[id];
+    struct epoll_event ev = {.events = events | EPOLLONESHOT, .data.u64 = ((uint64_t)j->run << 32) | id};
+    if (epoll_ctl(e->epfd, j->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, j->fd, &ev) < 0) {
+        end_run(e, id, DONE, errno, -1);
+        return;
+    }
+    j->in_epoll = 1;
+}
+
+static void exchange_send(Engine *e, uint32_t id) {
+    Job *j = &e->jobs[id];
+    Exchange *x = j->http;
+    ssize_t n = send(j->fd, x->request + j->sent, x->request_len - j->sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN) {
+        end_run(e, id, DONE, errno, -1);
+        return;
+    }
+    if (n > 0) j->sent += (size_t)n;
+    rearm_socket(e, id, j->sent < x->request_len ? EPOLLOUT : EPOLLIN);
+}
+
+static void exchange_receive(Engine *e, uint32_t id) {
+    Job *j = &e->jobs[id];
+    for (;;) {
+        /* most responses to a probe are small: start at 4 KiB, and double while they are not */
+        if (j->cap - j->len < 1024 && grow((void **)&j->buf, &j->cap, j->cap ? j->cap * 2 : 4096, 1) < 0) {
+            end_run(e, id, DONE, ENOMEM, -1);
+            return;
+        }
+        char control[CMSG_SPACE(sizeof(struct timespec))];
+        struct iovec iov = {.iov_base = j->buf + j->len, .iov_len = j->cap - j->len};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control)};
+        ssize_t n = recvmsg(j->fd, &msg, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN) rearm_socket(e, id, EPOLLIN);
+            else end_run(e, id, DONE, errno, -1);
+            return;
+        }
+        if (n == 0) { /* the server closed: Python decides whether the response was whole */
+            end_run(e, id, DONE, 0, -1);
+            return;
+        }
+        int64_t stamp = 0, now = clock_ns(CLOCK_MONOTONIC);
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+                stamp = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+            }
+        }
+        if (j->stage == WAITING) {
+            j->stage = RECEIVING;
+            j->first_rx_mono_ns = now;
+            j->first_rx_stamp_ns = stamp;
+        }
+        j->last_rx_mono_ns = now;
+        j->last_rx_stamp_ns = stamp;
+        j->len += (size_t)n;
+        if (response_complete(j)) {
+            end_run(e, id, DONE, 0, -1);
+            return;
+        }
+    }
+}
+
+/* The connect of ``id``'s run ended (``events`` from epoll); an HTTP job goes on with its request. */
 static void connected(Engine *e, uint32_t id, uint32_t events) {
     Job *j = &e->jobs[id];
     int err = 0;
@@ -208,7 +493,36 @@ static void connected(Engine *e, uint32_t id, uint32_t events) {
         if (getsockopt(j->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
         if (!err) err = ECONNRESET;
     }
-    end_run(e, id, DONE, err, err ? -1 : handshake_rtt_us(j->fd));
+    if (err || j->http == NULL) {
+        end_run(e, id, DONE, err, err ? -1 : handshake_rtt_us(j->fd));
+        return;
+    }
+    Exchange *x = j->http;
+    j->rtt_us = handshake_rtt_us(j->fd);
+    j->connect_ns = clock_ns(CLOCK_MONOTONIC) - j->start_mono_ns;
+    draw_ids(e, j->ids);
+    if (x->traceparent_at >= 0) {
+        char *tp = x->request + x->traceparent_at + 3; /* "00-" then 32 + 1 + 16 hex digits */
+        for (int i = 0; i < 24; i++) {
+            char *at = tp + 2 * i + (i >= 16);
+            at[0] = HEX[j->ids[i] >> 4];
+            at[1] = HEX[j->ids[i] & 15];
+        }
+    }
+    j->stage = WAITING;
+    j->tx_wall_ns = clock_ns(CLOCK_REALTIME);
+    j->tx_mono_ns = clock_ns(CLOCK_MONOTONIC);
+    exchange_send(e, id);
+}
+
+static void socket_ready(Engine *e, uint32_t id, uint32_t events) {
+    Job *j = &e->jobs[id];
+    if (j->stage == CONNECTING)
+        connected(e, id, events);
+    else if (j->stage == WAITING && j->sent < j->http->request_len)
+        exchange_send(e, id);
+    else
+        exchange_receive(e, id);
 }
 
 /* -- runs ----------------------------------------------------------------------------------------- */
@@ -219,26 +533,42 @@ static void start_run(Engine *e, uint32_t id, int64_t slot, int64_t now) {
     j->start_mono_ns = now;
     j->start_wall_ns = clock_ns(CLOCK_REALTIME);
     j->run++;
+    j->stage = CONNECTING;
+    j->sent = 0;
+    j->tx_wall_ns = j->tx_mono_ns = j->first_rx_mono_ns = j->last_rx_mono_ns = 0;
+    j->first_rx_stamp_ns = j->last_rx_stamp_ns = 0;
     int fd = socket(j->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        int err = errno;
-        complete(e, j, DONE, err, clock_ns(CLOCK_MONOTONIC) - now, -1);
+        complete(e, j, DONE, errno, clock_ns(CLOCK_MONOTONIC), -1);
         return;
     }
     j->fd = fd;
-    if (connect(fd, (struct sockaddr *)&j->addr, j->addrlen) == 0) {
-        end_run(e, id, DONE, 0, handshake_rtt_us(fd));
-        return;
-    }
-    if (errno != EINPROGRESS && errno != EAGAIN) {
+    int on = 1;
+    if (j->http != NULL && setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) < 0) {
         end_run(e, id, DONE, errno, -1);
         return;
     }
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.u64 = ((uint64_t)j->run << 32) | id};
     Event deadline = {.at_ns = now + j->timeout_ns, .job = id, .seq = j->run, .kind = DEADLINE};
-    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 || heap_push(e, deadline) < 0) {
-        end_run(e, id, DONE, errno ? errno : ENOMEM, -1);
+    j->in_epoll = 0;
+    if (connect(fd, (struct sockaddr *)&j->addr, j->addrlen) < 0 && errno != EINPROGRESS && errno != EAGAIN) {
+        end_run(e, id, DONE, errno, -1);
+        return;
     }
+    if (heap_push(e, deadline) < 0) {
+        end_run(e, id, DONE, ENOMEM, -1);
+        return;
+    }
+    /* A near peer (the same host) has often answered by the time connect returns: go on without a wait. */
+    if (established(fd)) {
+        connected(e, id, 0);
+        return;
+    }
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        end_run(e, id, DONE, errno, -1);
+        return;
+    }
+    j->in_epoll = 1;
 }
 
 static void slot_due(Engine *e, Event ev, int64_t now) {
@@ -284,7 +614,23 @@ static void signal_ready(Engine *e) {
     if (e->ndone && !e->signalled) {
         uint64_t one = 1;
         if (write(e->wakefd, &one, sizeof(one)) == sizeof(one)) e->signalled = 1;
+        e->flush_at_ns = 0;
     }
+}
+
+/* Completions are handed over in batches: the event loop is woken when BATCH_COMPLETIONS are waiting or the
+ * oldest has waited BATCH_DELAY_NS (a wake-up per run cost the loop and this thread more than the run's
+ * own Python; the results' times are the engine's, so the delay moves none of them). What the caller
+ * waits for (a job released) is signalled at once. The thread's epoll timeout (ms), -1: none due. */
+static int batch_timeout_ms(Engine *e) {
+    if (!e->ndone || e->signalled) return -1;
+    int64_t now = clock_ns(CLOCK_MONOTONIC);
+    if (!e->flush_at_ns) e->flush_at_ns = now + BATCH_DELAY_NS;
+    if (e->ndone >= BATCH_COMPLETIONS || now >= e->flush_at_ns) {
+        signal_ready(e);
+        return -1;
+    }
+    return (int)((e->flush_at_ns - now + 999999) / 1000000);
 }
 
 static void *engine_main(void *arg) {
@@ -294,9 +640,9 @@ static void *engine_main(void *arg) {
     pthread_mutex_lock(&e->mu);
     while (!e->stopping) {
         due(e);
-        signal_ready(e);
+        int timeout_ms = batch_timeout_ms(e);
         pthread_mutex_unlock(&e->mu);
-        int n = epoll_wait(e->epfd, events, 256, -1);
+        int n = epoll_wait(e->epfd, events, 256, timeout_ms);
         pthread_mutex_lock(&e->mu);
         for (int i = 0; i < n; i++) {
             uint64_t tag = events[i].data.u64;
@@ -309,7 +655,7 @@ static void *engine_main(void *arg) {
                 continue;
             }
             uint32_t id = (uint32_t)tag, run = (uint32_t)(tag >> 32);
-            if (id < e->njobs && e->jobs[id].fd >= 0 && e->jobs[id].run == run) connected(e, id, events[i].events);
+            if (id < e->njobs && e->jobs[id].fd >= 0 && e->jobs[id].run == run) socket_ready(e, id, events[i].events);
         }
     }
     pthread_mutex_unlock(&e->mu);
@@ -332,7 +678,11 @@ static int watch(int epfd, int fd, uint64_t tag) {
 
 static PyObject *Engine_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwds)) {
     Engine *e = (Engine *)type->tp_alloc(type, 0);
-    if (e != NULL) e->epfd = e->timerfd = e->wakefd = e->controlfd = -1;
+    if (e != NULL) {
+        e->epfd = e->timerfd = e->wakefd = e->controlfd = -1;
+        e->rand_used = sizeof(e->rand); /* empty: the first draw fills it */
+        e->seed = (unsigned)clock_ns(CLOCK_MONOTONIC) ^ (unsigned)getpid();
+    }
     return (PyObject *)e;
 }
 
@@ -376,6 +726,9 @@ static void stop_thread(Engine *e) {
     for (uint32_t i = 0; i < e->njobs; i++) {
         if (e->jobs[i].fd >= 0) close(e->jobs[i].fd);
         e->jobs[i].fd = -1;
+        free(e->jobs[i].buf);
+        e->jobs[i].buf = NULL;
+        e->jobs[i].len = e->jobs[i].cap = 0;
     }
 }
 
@@ -385,6 +738,8 @@ static void Engine_dealloc(Engine *e) {
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (*fds[i] >= 0) close(*fds[i]);
     if (e->epfd >= 0) pthread_mutex_destroy(&e->mu);
+    for (uint32_t i = 0; i < e->njobs; i++) free_exchange(e->jobs[i].http);
+    for (size_t i = 0; i < e->ndone; i++) free(e->done[i].response);
     free(e->jobs);
     free(e->free_ids);
     free(e->heap);
@@ -397,15 +752,51 @@ static PyObject *closed_error(void) {
     return NULL;
 }
 
-static PyObject *Engine_add(Engine *e, PyObject *args) {
+static PyObject *Engine_add(Engine *e, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"user_id", "family", "packed_address", "port", "first_slot_s", "interval_s", "timeout_s",
+                             "shed_after_s", "request", "traceparent_at", "max_body_bytes", "head_request", NULL};
     long long user_id;
     int family;
     Py_buffer packed;
     int port;
     double first_slot_s, interval_s, timeout_s, shed_after_s;
-    if (!PyArg_ParseTuple(args, "Liy*idddd", &user_id, &family, &packed, &port, &first_slot_s, &interval_s,
-                          &timeout_s, &shed_after_s))
+    Py_buffer request = {.buf = NULL, .len = 0};
+    long traceparent_at = -1;
+    long long max_body_bytes = 0;
+    int head_request = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Liy*idddd|z*lLp", kwlist, &user_id, &family, &packed, &port,
+                                     &first_slot_s, &interval_s, &timeout_s, &shed_after_s, &request, &traceparent_at,
+                                     &max_body_bytes, &head_request))
         return NULL;
+    Exchange *http = NULL;
+    if (request.buf != NULL) {
+        int bad = request.len == 0 || max_body_bytes < 0 ||
+                  (traceparent_at >= 0 && (traceparent_at + 55 > request.len ||
+                                           memcmp((char *)request.buf + traceparent_at, "00-", 3) != 0));
+        if (!bad) {
+            http = calloc(1, sizeof(Exchange));
+            if (http != NULL) http->request = malloc((size_t)request.len);
+            if (http == NULL || http->request == NULL) {
+                free(http);
+                PyBuffer_Release(&request);
+                PyBuffer_Release(&packed);
+                return PyErr_NoMemory();
+            }
+            memcpy(http->request, request.buf, (size_t)request.len);
+            http->request_len = (size_t)request.len;
+            http->traceparent_at = traceparent_at;
+            http->max_body_bytes = max_body_bytes;
+            http->head_request = head_request;
+        }
+        PyBuffer_Release(&request);
+        if (bad) {
+            PyBuffer_Release(&packed);
+            PyErr_SetString(PyExc_ValueError,
+                            "request: not empty; traceparent_at: -1 or the offset of a 55-character \"00-...\" value "
+                            "in it; max_body_bytes >= 0");
+            return NULL;
+        }
+    }
     struct sockaddr_storage addr;
     socklen_t addrlen;
     memset(&addr, 0, sizeof(addr));
@@ -423,15 +814,20 @@ static PyObject *Engine_add(Engine *e, PyObject *args) {
         addrlen = sizeof(*a);
     } else {
         PyBuffer_Release(&packed);
+        free_exchange(http);
         PyErr_SetString(PyExc_ValueError, "address: 4 bytes for AF_INET or 16 for AF_INET6");
         return NULL;
     }
     PyBuffer_Release(&packed);
     if (port < 1 || port > 65535 || !(interval_s > 0) || !(timeout_s > 0) || !(shed_after_s >= 0)) {
+        free_exchange(http);
         PyErr_SetString(PyExc_ValueError, "port 1-65535, interval_s > 0, timeout_s > 0, shed_after_s >= 0");
         return NULL;
     }
-    if (!e->thread_started) return closed_error();
+    if (!e->thread_started) {
+        free_exchange(http);
+        return closed_error();
+    }
     long id = -1;
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
@@ -451,6 +847,10 @@ static PyObject *Engine_add(Engine *e, PyObject *args) {
         j->addr = addr;
         j->addrlen = addrlen;
         j->user_id = user_id;
+        j->http = http;
+        http = NULL;
+        j->buf = NULL;
+        j->len = j->cap = 0;
         j->interval_ns = (int64_t)(interval_s * 1e9);
         j->timeout_ns = (int64_t)(timeout_s * 1e9);
         j->shed_after_ns = (int64_t)(shed_after_s * 1e9);
@@ -469,6 +869,7 @@ static PyObject *Engine_add(Engine *e, PyObject *args) {
     }
     pthread_mutex_unlock(&e->mu);
     Py_END_ALLOW_THREADS
+    free_exchange(http); /* not taken: no memory for the job */
     if (id < 0 || failed) return PyErr_NoMemory();
     return PyLong_FromLong(id);
 }
@@ -505,6 +906,7 @@ static PyObject *Engine_drain(Engine *e, PyObject *Py_UNUSED(ignored)) {
         /* not signalled: nothing to clear */
     }
     e->signalled = 0;
+    e->flush_at_ns = 0;
     if (e->ndone) {
         taken = e->done;
         n = e->ndone;
@@ -516,15 +918,25 @@ static PyObject *Engine_drain(Engine *e, PyObject *Py_UNUSED(ignored)) {
     PyObject *out = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; out != NULL && i < n; i++) {
         Completion *c = &taken[i];
-        PyObject *item = Py_BuildValue("(LiiLLLLL)", (long long)c->user_id, c->kind, c->err, (long long)c->slot_ns,
-                                       (long long)c->start_mono_ns, (long long)c->start_wall_ns,
-                                       (long long)c->elapsed_ns, (long long)c->rtt_us);
+        PyObject *item;
+        if (c->response == NULL) {
+            item = Py_BuildValue("(LiiLLLLLiLLLLOO)", (long long)c->user_id, c->kind, c->err, (long long)c->slot_ns,
+                                 (long long)c->start_mono_ns, (long long)c->start_wall_ns, (long long)c->elapsed_ns,
+                                 (long long)c->rtt_us, 0, 0LL, 0LL, 0LL, 0LL, Py_None, Py_None);
+        } else {
+            item = Py_BuildValue("(LiiLLLLLiLLLLy#y#)", (long long)c->user_id, c->kind, c->err, (long long)c->slot_ns,
+                                 (long long)c->start_mono_ns, (long long)c->start_wall_ns, (long long)c->elapsed_ns,
+                                 (long long)c->rtt_us, c->stage, (long long)c->connect_ns, (long long)c->tx_wall_ns,
+                                 (long long)c->ttfb_ns, (long long)c->transfer_ns, (const char *)c->ids,
+                                 (Py_ssize_t)sizeof(c->ids), c->response, (Py_ssize_t)c->response_len);
+        }
         if (item == NULL) {
             Py_CLEAR(out);
             break;
         }
         PyList_SET_ITEM(out, (Py_ssize_t)i, item);
     }
+    for (size_t i = 0; i < n; i++) free(taken[i].response);
     free(taken);
     return out;
 }
@@ -537,8 +949,9 @@ static PyObject *Engine_close(Engine *e, PyObject *Py_UNUSED(ignored)) {
 }
 
 static PyMethodDef Engine_methods[] = {
-    {"add", (PyCFunction)Engine_add, METH_VARARGS,
-     "add(user_id, family, packed_address, port, first_slot_s, interval_s, timeout_s, shed_after_s) -> handle"},
+    {"add", (PyCFunction)(void (*)(void))Engine_add, METH_VARARGS | METH_KEYWORDS,
+     "add(user_id, family, packed_address, port, first_slot_s, interval_s, timeout_s, shed_after_s, request=None, "
+     "traceparent_at=-1, max_body_bytes=0, head_request=False) -> handle"},
     {"remove", (PyCFunction)Engine_remove, METH_O, "remove(handle): no more runs; the current one completes"},
     {"drain", (PyCFunction)Engine_drain, METH_NOARGS, "drain() -> the completions queued since the last drain"},
     {"fileno", (PyCFunction)Engine_fileno, METH_NOARGS, "the eventfd that turns readable when drain has some"},
@@ -572,7 +985,8 @@ PyMODINIT_FUNC PyInit__connect(void) {
     if (PyModule_AddObject(m, "ConnectEngine", (PyObject *)&EngineType) < 0 ||
         PyModule_AddIntConstant(m, "DONE", DONE) < 0 || PyModule_AddIntConstant(m, "TIMEOUT", TIMEOUT) < 0 ||
         PyModule_AddIntConstant(m, "SKIPPED", SKIPPED) < 0 || PyModule_AddIntConstant(m, "MISSED", MISSED) < 0 ||
-        PyModule_AddIntConstant(m, "RELEASED", RELEASED) < 0) {
+        PyModule_AddIntConstant(m, "RELEASED", RELEASED) < 0 || PyModule_AddIntConstant(m, "CONNECTING", CONNECTING) < 0 ||
+        PyModule_AddIntConstant(m, "WAITING", WAITING) < 0 || PyModule_AddIntConstant(m, "RECEIVING", RECEIVING) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -234,16 +234,39 @@ class LightTracer(trace.Tracer):
             _UNSET,
         )
 
+    def start_trace(
+        self, name: str, trace_id: int, kind: SpanKind, attributes: types.Attributes, start_time: int
+    ) -> LightSpan:
+        """A root span of the trace ``trace_id``, given: a run whose ids were drawn before it was recorded
+        (the native engine's HTTP runs, whose ``traceparent`` went out first: ``netobs._native``)."""
+        return LightSpan(
+            name,
+            trace_id,
+            self._random_id(64),
+            None,
+            kind,
+            dict(attributes) if attributes else {},
+            start_time,
+            self._on_end,
+            False,
+            _UNSET,
+        )
+
     def start_child(
-        self, parent: LightSpan, name: str, attributes: types.Attributes = None, start_time: int | None = None
+        self,
+        parent: LightSpan,
+        name: str,
+        attributes: types.Attributes = None,
+        start_time: int | None = None,
+        span_id: int | None = None,
     ) -> LightSpan:
         """``start_span(name, context=set_span_in_context(parent), attributes=attributes, start_time=...)``
         without the context: an internal span under one of this tracer's spans (a run's phases, several per
-        run)."""
+        run); ``span_id`` given or random."""
         return LightSpan(
             name,
             parent.trace_id,
-            self._random_id(64),
+            span_id or self._random_id(64),
             parent.span_id,
             _INTERNAL,
             dict(attributes) if attributes else {},

@@ -11,7 +11,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from netobs import _nativetcp
+from netobs import _native
 from netobs._protowire import NATIVE
 from netobs.config import AgentConfig, ConfigError, load_config
 from netobs.probes import Probe, default_probes
@@ -69,9 +69,10 @@ class Agent:
         config_path: Path | None = None,
         telemetry: Telemetry | None = None,
         probes: dict[str, Probe] | None = None,
-        native_tcp: bool = True,
+        native: bool = True,
     ) -> None:
-        """``native_tcp``: run plain TCP connects in the C engine (``netobs._nativetcp``) when it is built."""
+        """``native``: run plain TCP connects and HTTP/1.1 exchanges in the C engine (``netobs._native``)
+        when it is built."""
         self.cfg = cfg
         self.config_path = config_path
         self.telemetry = telemetry or Telemetry.from_config(cfg)
@@ -79,14 +80,14 @@ class Agent:
         self.runner = Runner(
             cfg.agent_id, cfg.pop, self.probes, sinks=[self.telemetry.record], tracer=self.telemetry.tracer
         )
-        engine = _nativetcp.load()
+        engine = _native.load()
         self._engine_missing = engine is None
-        self.native_tcp = _nativetcp.NativeTcpRuns(self.runner, engine) if engine is not None and native_tcp else None
+        self.native = _native.NativeRuns(self.runner, engine) if engine is not None and native else None
         self.scheduler = Scheduler(
             self.runner.run,
             on_lateness=self.telemetry.record_lateness,
             on_skip=self.telemetry.count_skipped,
-            native=self.native_tcp,
+            native=self.native,
         )
         self._stop = asyncio.Event()
 
@@ -100,18 +101,21 @@ class Agent:
         tune_runtime()  # first: its full collection would hold up the first slots (late runs are skipped)
         _, added, _ = self.scheduler.apply(self._schedulable(self.cfg))
         self.telemetry.set_checks(len(self.scheduler.job_keys))
+        native = self.native
         log.info(
-            "agent %s at pop %s: %d (check, target) jobs scheduled, %d of them plain TCP connects run by the "
-            "native engine",
+            "agent %s at pop %s: %d (check, target) jobs scheduled; run by the native engine: %d plain TCP connects "
+            "and %d plain HTTP/1.1 exchanges",
             self.cfg.agent_id,
             self.cfg.pop,
             added,
-            self.native_tcp.jobs if self.native_tcp is not None else 0,
+            native.count("tcp") if native is not None else 0,
+            native.count("http") if native is not None else 0,
         )
         if self._engine_missing:
             log.warning(
-                "netobs._connect (the C engine of plain TCP checks) is not built: they run in Python instead, at "
-                "about twice the CPU per probe; build it with `pip install -e .` (needs gcc and Python headers)"
+                "netobs._connect (the C engine of plain TCP and HTTP checks) is not built: they run in Python "
+                "instead, at about twice the CPU per probe; build it with `pip install -e .` (needs gcc and Python "
+                "headers)"
             )
         if NATIVE is None:
             log.warning(

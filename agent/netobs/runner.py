@@ -13,7 +13,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -120,15 +120,29 @@ class Runner:
             )
             ctx.span = span
             ctx.tracer = self.tracer
+        return await self.complete(ctx, probe.run(ctx), started_at_ms, start, span)
+
+    async def complete(
+        self,
+        ctx: ProbeContext,
+        work: Awaitable[Outcome],
+        started_at_ms: int,
+        start: float,
+        span: trace.Span | None,
+    ) -> ProbeResult:
+        """Await ``work`` (``ctx``'s run, or its rest) until ``ctx.deadline``, map what it raised, and
+        ``finish``; ``start`` is the run's start on ``time.perf_counter``. ``Runner.run`` ends here, and so
+        does an HTTP run of ``netobs._native`` that goes on with a redirect."""
+        check = ctx.check
         loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         assert task is not None  # a run always runs in a task
         deadline = _Deadline(task)
         cancelling = task.cancelling()
-        timer = loop.call_at(loop.time() + check.timeout_s, deadline.fire)
+        timer = loop.call_at(ctx.deadline, deadline.fire)  # the loop's clock is time.monotonic
         try:
             try:
-                outcome = await probe.run(ctx)
+                outcome = await work
             finally:
                 timer.cancel()
                 # Our own cancellation is taken back (as asyncio.timeout does); anyone else's stands.
@@ -144,7 +158,7 @@ class Runner:
             if error_type is ErrorType.TIMEOUT:
                 message = timed_out_message(check)
             if error_type is ErrorType.INTERNAL:
-                log.exception("probe %s %s raised", check.name, target)
+                log.exception("probe %s %s raised", check.name, ctx.target)
             outcome = Outcome.fail(error_type, message)
         duration_ms = (time.perf_counter() - start) * 1000.0
         return self.finish(ctx, started_at_ms, duration_ms, outcome, span)
@@ -160,7 +174,7 @@ class Runner:
         end_ns: int | None = None,
     ) -> ProbeResult:
         """The end of ``ctx``'s run: its root span ended (at ``end_ns``, default now) and the result record
-        built and handed to the sinks. ``Runner.run`` ends here, and so do the runs of ``netobs._nativetcp``."""
+        built and handed to the sinks. ``Runner.run`` ends here, and so do the runs of ``netobs._native``."""
         check, target = ctx.check, ctx.target
         trace_id = span_id = None
         if span is not None:

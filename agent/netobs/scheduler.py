@@ -18,7 +18,7 @@ probes/s on a machine with less than a core free: success 2.5%). So a run that s
 single stall (a collection, a suspended VM) makes a few runs late but does not move the average much: they
 run.
 
-Plain TCP connects (``netobs._nativetcp``) can be handed to a C engine with a thread of its own
+Plain TCP connects (``netobs._native``) can be handed to a C engine with a thread of its own
 (``native``): ``apply`` gives it the job with its first slot, ``_stop`` takes the job back, and the engine
 reports each run's start, skip or missed slots here (``run_started``, ``run_skipped``, ``slots_missed``),
 so the counts, metrics and logs are the same for both kinds of job.
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from netobs._nativetcp import NativeTcpRuns
+    from netobs._native import NativeRuns
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Scheduler:
         on_lateness: LatenessFn | None = None,
         rng: random.Random | None = None,
         on_skip: SkipFn | None = None,
-        native: NativeTcpRuns | None = None,
+        native: NativeRuns | None = None,
     ) -> None:
         self._run = run
         self._native = native

@@ -57,6 +57,7 @@ from netobs._protowire import RequestEncoder
 from netobs._resultlogs import RESULT_EVENT_NAME, ResultLog, ResultLogEncoder
 from netobs.config import AgentConfig, ExporterConfig
 from netobs.export_metrics import ExportMetrics
+from netobs.probes.base import PresetIds
 from netobs.process_metrics import ProcessMetrics
 from netobs.result import ProbeResult
 
@@ -141,7 +142,7 @@ class Telemetry:
             metric_readers=[*parts.metric_readers, *parts.sdk_metric_readers],
             exemplar_filter=AlwaysOffExemplarFilter(),
         )
-        self.tracer_provider = TracerProvider(resource=resource)
+        self.tracer_provider = TracerProvider(resource=resource, id_generator=PresetIds())
         for exporter in parts.span_exporters:
             self.tracer_provider.add_span_processor(
                 BatchSpanProcessor(exporter, max_queue_size=65536, max_export_batch_size=2048)

@@ -1,4 +1,4 @@
-"""Plain TCP checks run by the C engine (``netobs._connect`` through ``netobs._nativetcp``), against real
+"""Plain TCP checks run by the C engine (``netobs._connect`` through ``netobs._native``), against real
 sockets: the same records and spans as the Python path run for run (an open port over IPv4 and IPv6, a
 closed port, an address that never answers, a network without a route), the kernel's handshake time,
 reloads that keep, change and remove jobs, stopping, shedding and missed slots."""
@@ -6,7 +6,6 @@ reloads that keep, change and remove jobs, stopping, shedding and missed slots."
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import socket
 import statistics
@@ -16,15 +15,14 @@ from typing import Any
 
 import pytest
 
-from netobs import _connect, _nativetcp
+from netobs import _connect, _native
 from netobs.agent import Agent
 from netobs.config import TcpCheck, parse_config
 from netobs.probes.tcp import TcpProbe
-from netobs.result import ErrorType, ProbeResult
-from netobs.runner import Runner
-from netobs.scheduler import Scheduler
-from netobs.telemetry import InMemoryTelemetry, Telemetry
+from netobs.result import ErrorType
+from netobs.telemetry import Telemetry
 from tests.real import httpbed
+from tests.real.nativebed import Wiring, assert_same, both, by_target
 
 pytestmark = pytest.mark.real
 
@@ -53,86 +51,21 @@ def _check(targets: list[str], name: str = "tcp", **fields: Any) -> TcpCheck:
     return TcpCheck(name=name, type="tcp", targets=targets, labels={"team": "net"}, **fields)
 
 
-class Wiring:
-    """Runner, scheduler and in-memory telemetry as the agent wires them, with or without the engine."""
-
-    def __init__(self, native: bool) -> None:
-        self.tel: InMemoryTelemetry = Telemetry.in_memory()
-        self.results: list[ProbeResult] = []
-        self.lateness: list[float] = []
-        self.skips: list[tuple[str, str]] = []
-        self.runner = Runner(
-            "a1", "test", {"tcp": TcpProbe()}, sinks=[self.tel.record, self.results.append], tracer=self.tel.tracer
-        )
-        engine = _nativetcp.load()
-        assert engine is not None, "netobs._connect is not built (pip install -e .)"
-        self.native = _nativetcp.NativeTcpRuns(self.runner, engine) if native else None
-        self.scheduler = Scheduler(
-            self.runner.run,
-            on_lateness=lambda s, _t: self.lateness.append(s),
-            on_skip=lambda t, r: self.skips.append((t, r)),
-            native=self.native,
-        )
-
-    async def run_for(self, checks: list[TcpCheck], seconds: float) -> list[ProbeResult]:
-        self.scheduler.apply(checks)
-        await asyncio.sleep(seconds)
-        await self.scheduler.stop()
-        return self.results
-
-    def spans_of(self, result: ProbeResult) -> list[tuple[str, str | None, dict[str, Any], str, str | None]]:
-        """(name, parent's name, attributes, status, description) of the run's spans, root first."""
-        finished = self.tel.span_exporter.get_finished_spans()
-        spans = [s for s in finished if f"{s.context.trace_id:032x}" == result.trace_id]
-        names = {s.context.span_id: s.name for s in spans}
-        rows = [
-            (
-                s.name,
-                names.get(s.parent.span_id) if s.parent is not None else None,
-                dict(s.attributes or {}),
-                s.status.status_code.name,
-                s.status.description,
-            )
-            for s in spans
-        ]
-        return sorted(rows, key=lambda row: row[1] is not None)
-
-
-def _shape(result: ProbeResult) -> dict[str, Any]:
-    """A record without what differs from run to run (ids, times, measured values)."""
-    record = dataclasses.asdict(result)
-    for key in ("result_id", "started_at_ms", "duration_ms", "trace_id", "span_id"):
-        assert record.pop(key) is not None or key in ("trace_id", "span_id")
-    record["phases_ms"] = sorted(record["phases_ms"])
-    return record
-
-
-def _by_target(results: list[ProbeResult]) -> dict[str, ProbeResult]:
-    return {r.target: r for r in results}
+def _wiring(native: bool) -> Wiring:
+    return Wiring(native, {"tcp": TcpProbe()})
 
 
 async def _both(checks: Callable[[], list[TcpCheck]], seconds: float) -> tuple[Wiring, Wiring]:
-    python, native = Wiring(native=False), Wiring(native=True)
-    await python.run_for(checks(), seconds)
-    await native.run_for(checks(), seconds)
-    return python, native
-
-
-def _assert_same(python: Wiring, native: Wiring, targets: list[str]) -> None:
-    py, nat = _by_target(python.results), _by_target(native.results)
-    assert set(py) == set(nat) == set(targets), (sorted(py), sorted(nat))
-    for target in targets:
-        assert _shape(nat[target]) == _shape(py[target]), target
-        assert native.spans_of(nat[target]) == python.spans_of(py[target]), target
+    return await both(checks, seconds, lambda: {"tcp": TcpProbe()})
 
 
 async def test_the_same_records_and_spans_as_the_python_path(listener: int) -> None:
     closed = httpbed.free_port()
     targets = [f"127.0.0.1:{listener}", f"[::1]:{listener}", f"127.0.0.1:{closed}"]
     python, native = await _both(lambda: [_check(targets)], 0.5)
-    _assert_same(python, native, targets)
+    assert_same(python, native, targets)
     assert native.native is not None and native.native.jobs == 0  # all released after stop
-    ok = _by_target(native.results)
+    ok = by_target(native.results)
     assert ok[targets[0]].success and ok[targets[1]].success
     assert ok[targets[2]].error_type == str(ErrorType.REFUSED)
     assert len(native.lateness) == len(native.results)
@@ -142,8 +75,8 @@ async def test_timeouts_and_unreachable_networks_as_the_python_path() -> None:
     with httpbed.Blackhole() as hole:
         targets = [f"{hole.address}:443", "192.0.2.1:443"]  # no answer; no route in the namespace
         python, native = await asyncio.to_thread(hole.run, lambda: _both(lambda: [_check(targets)], 0.5))
-    _assert_same(python, native, targets)
-    by = _by_target(native.results)
+    assert_same(python, native, targets)
+    by = by_target(native.results)
     timed_out, unreachable = by[targets[0]], by[targets[1]]
     assert timed_out.error_type == str(ErrorType.TIMEOUT)
     assert timed_out.error_message == "no complete answer within timeout_s=0.3"
@@ -177,7 +110,7 @@ async def test_connect_is_the_kernels_handshake_time(listener: int) -> None:
 
 
 async def test_runs_keep_the_cadence_and_start_on_time(listener: int) -> None:
-    wiring = Wiring(native=True)
+    wiring = _wiring(native=True)
     targets = [f"127.0.0.1:{listener}", f"[::1]:{listener}"]
     results = await wiring.run_for([_check(targets, interval_s=0.1, timeout_s=0.05)], 1.05)
     for target in targets:
@@ -189,7 +122,7 @@ async def test_runs_keep_the_cadence_and_start_on_time(listener: int) -> None:
 
 
 async def test_a_reload_keeps_unchanged_jobs_and_stops_removed_ones(listener: int) -> None:
-    wiring = Wiring(native=True)
+    wiring = _wiring(native=True)
     assert wiring.native is not None
     keep, drop = f"127.0.0.1:{listener}", f"[::1]:{listener}"
     wiring.scheduler.apply([_check([keep, drop], interval_s=0.1, timeout_s=0.05)])
@@ -214,7 +147,7 @@ async def test_stop_cancelling_abandons_runs_in_flight() -> None:
     with httpbed.Blackhole() as hole:
 
         async def scenario() -> tuple[int, int]:
-            wiring = Wiring(native=True)
+            wiring = _wiring(native=True)
             assert wiring.native is not None
             wiring.scheduler.apply([_check([f"{hole.address}:443"], interval_s=2.0, timeout_s=1.5)])
             await asyncio.sleep(2.1)  # the first run started and waits for its deadline
@@ -239,7 +172,7 @@ checks:
   - {name: ping, type: icmp, targets: ["127.0.0.1"]}
 """
     )
-    plain = {(c.name, t): _nativetcp.plain_address(c, t) for c in cfg.checks for t in c.targets}
+    plain = {(c.name, t): _native.plain_address(c, t) for c in cfg.checks for t in c.targets}
     assert plain == {
         ("plain", "127.0.0.1:80"): ("127.0.0.1", 80),
         ("plain", "[::1]:80"): ("::1", 80),
@@ -268,8 +201,8 @@ checks:
     caplog.set_level("INFO", logger="netobs.agent")
     agent.start()
     await asyncio.sleep(0.5)
-    assert agent.native_tcp is not None and agent.native_tcp.jobs == 2
-    assert "3 (check, target) jobs scheduled, 2 of them plain TCP connects run by the native engine" in caplog.text
+    assert agent.native is not None and agent.native.jobs == 2
+    assert "3 (check, target) jobs scheduled; run by the native engine: 2 plain TCP connects and 0 plain" in caplog.text
     await agent.scheduler.stop()
     assert agent.scheduler.runs_started >= 6  # both kinds ran: two per job at least
 

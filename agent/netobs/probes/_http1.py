@@ -224,3 +224,23 @@ class ResponseReader:
     def _check_cap(self, size: int) -> None:
         if size > self._max_body_bytes:
             raise BodyTooLarge(self._max_body_bytes, size)
+
+
+def parse_response(
+    data: bytes, max_body_bytes: int, head_request: bool = False
+) -> tuple[str, int, list[tuple[str, str]], bytes]:
+    """:meth:`ResponseReader.read` of a response read whole already (``data``, then the end of the
+    connection): what the native engine read (``netobs._native``) parsed and checked as the probe's own
+    reads are. Raises as ``ResponseReader.read`` does."""
+    chunks = [data] if data else []
+
+    async def read() -> bytes:
+        return chunks.pop() if chunks else b""
+
+    reading = ResponseReader(read, max_body_bytes, head_request).read()
+    try:
+        reading.send(None)  # nothing in it waits: the first step runs it to the end
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    reading.close()
+    raise RuntimeError("ResponseReader waited on a source that never waits")

@@ -47,6 +47,7 @@ __all__ = [
     "ProtocolViolation",
     "Request",
     "Response",
+    "http1_bytes",
 ]
 
 
@@ -126,6 +127,19 @@ class _KernelTimed:
         return elapsed_ms(self._first_rx_ns, self._last_rx_ns)
 
 
+def http1_bytes(request: Request) -> bytes:
+    """``request`` on the wire in HTTP/1.1, on a connection of its own: Host first, its headers, the body's
+    length, ``Connection: close``. ValueError naming the part that cannot be sent."""
+    headers = [("host", request.authority), *request.headers]
+    if request.body:
+        headers.append(("content-length", str(len(request.body))))
+    headers.append(("connection", "close"))
+    try:
+        return encode_request(request.method, request.target, headers, request.body)
+    except ValueError as exc:
+        raise ValueError(f"request cannot be sent: {exc}") from exc
+
+
 class Http1Exchange(_KernelTimed):
     """One request on a fresh HTTP/1.1 connection (``Connection: close``)."""
 
@@ -137,15 +151,7 @@ class Http1Exchange(_KernelTimed):
         self._response: ResponseReader | None = None
 
     async def send_and_wait_first_byte(self, request: Request) -> None:
-        headers = [("host", request.authority), *request.headers]
-        if request.body:
-            headers.append(("content-length", str(len(request.body))))
-        headers.append(("connection", "close"))
-        try:
-            out = encode_request(request.method, request.target, headers, request.body)
-        except ValueError as exc:
-            raise ValueError(f"request cannot be sent: {exc}") from exc
-        self._stream.write(out)
+        self._stream.write(http1_bytes(request))
         self._sent()
         await self._stream.drain()
         # The reader reads from the stream, not through a method of this exchange: a bound method would make

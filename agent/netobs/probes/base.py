@@ -18,10 +18,11 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from netobs._lightspans import LightSpan, LightTracer
 from netobs.result import ErrorType
@@ -115,18 +116,53 @@ class ProbeContext:
         return _Phase(self, name, attributes)
 
 
+class PresetIds(RandomIdGenerator):
+    """The SDK's random ids, except that the next trace or span id can be given (``next_trace_id``,
+    ``next_span_id``, each used once): the ids of a run whose ``traceparent`` went out before its spans were
+    made (the native engine's HTTP runs). The agent's SDK tracer provider uses it (``netobs.telemetry``)."""
+
+    def __init__(self) -> None:
+        self.next_trace_id = 0
+        self.next_span_id = 0
+
+    def generate_trace_id(self) -> int:
+        value, self.next_trace_id = self.next_trace_id, 0
+        return value or super().generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        value, self.next_span_id = self.next_span_id, 0
+        return value or super().generate_span_id()
+
+
+def sets_ids(tracer: trace.Tracer) -> bool:
+    """Whether ``tracer`` can make spans with given ids (``root_span``, ``child_span``'s ``span_id``)."""
+    return type(tracer) is LightTracer or isinstance(getattr(tracer, "id_generator", None), PresetIds)
+
+
+def root_span(tracer: trace.Tracer, name: str, trace_id: int, attributes: Mapping[str, Any], start_time: int) -> Span:
+    """A client span that starts the trace ``trace_id`` (a tracer that ``sets_ids``)."""
+    if type(tracer) is LightTracer:
+        return tracer.start_trace(name, trace_id, SpanKind.CLIENT, attributes, start_time)
+    cast(Any, tracer).id_generator.next_trace_id = trace_id
+    return tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes, start_time=start_time)
+
+
 def child_span(
     tracer: trace.Tracer,
     parent: Span,
     name: str,
     attributes: Mapping[str, Any] | None = None,
+    *,
     start_time: int | None = None,
+    span_id: int | None = None,
 ) -> Span:
-    """A span under ``parent`` (starting at ``start_time``, default now):
-    ``tracer.start_span(name, context=set_span_in_context(parent), ...)``, or for the agent's light tracer
-    and its own span, the same span without the context object."""
+    """A span under ``parent`` (starting at ``start_time``, default now; ``span_id`` given, from a tracer
+    that ``sets_ids``, or random): ``tracer.start_span(name, context=set_span_in_context(parent), ...)``,
+    or for the agent's light tracer and its own span, the same span without the context object."""
     if type(tracer) is LightTracer and type(parent) is LightSpan:  # exact types: ABC isinstance checks are slow
-        return tracer.start_child(parent, name, attributes, start_time)
+        return tracer.start_child(parent, name, attributes, start_time, span_id)
+    if span_id:
+        cast(Any, tracer).id_generator.next_span_id = span_id
     return tracer.start_span(
         name, context=trace.set_span_in_context(parent), attributes=attributes, start_time=start_time
     )

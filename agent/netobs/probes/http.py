@@ -63,6 +63,33 @@ class _Failed(Exception):
         self.message = message
 
 
+def settle(
+    ctx: ProbeContext, url: str, method: str, body: bytes, response: Response, *, before: dict[str, float]
+) -> Outcome | tuple[str, str, bytes]:
+    """What a hop's ``response`` (to ``method`` on ``url``) means for the run: its outcome (the expectations
+    checked), or the (url, method, body) of the redirect to follow, the hop kept in ``ctx.detail.redirects``
+    with its phases (those of ``ctx.phases_ms`` since ``before``)."""
+    check: HttpCheck = ctx.check
+    result: HttpResult = ctx.detail
+    result.status_code = response.status_code
+    result.http_version = response.http_version
+    result.final_url = url
+    redirect = next_hop(url, method, body, response) if check.follow_redirects else None
+    if redirect is not None:
+        if len(result.redirects) >= check.max_redirects:
+            return Outcome.fail(
+                ErrorType.HTTP_STATUS,
+                f"status {response.status_code}: more than max_redirects={check.max_redirects} redirects",
+            )
+        hop_phases = {k: round(v - before.get(k, 0.0), 3) for k, v in ctx.phases_ms.items()}
+        result.redirects.append(HttpHop(url=url, status_code=response.status_code, phases_ms=hop_phases))
+        return redirect
+    if ctx.span is not None:
+        ctx.span.set_attribute("http.response.status_code", response.status_code)
+    problem = evaluate(check.expect, response)
+    return Outcome.ok() if problem is None else Outcome.fail(*problem)
+
+
 class HttpProbe:
     check_type: ClassVar[str] = "http"
     traced: ClassVar[bool] = True
@@ -74,36 +101,23 @@ class HttpProbe:
 
     async def run(self, ctx: ProbeContext) -> Outcome:
         check: HttpCheck = ctx.check
-        result = HttpResult(method=check.method, url=ctx.target)
-        ctx.detail = result
-        url, method = ctx.target, check.method
+        ctx.detail = HttpResult(method=check.method, url=ctx.target)
         body = check.body.encode("utf-8") if check.body is not None else b""
+        return await self.follow(ctx, ctx.target, check.method, body)
+
+    async def follow(self, ctx: ProbeContext, url: str, method: str, body: bytes) -> Outcome:
+        """The run's hops from ``url`` on, redirects followed; ``ctx.detail`` is the run's ``HttpResult``
+        (with the hops before, when the native engine exchanged the first: ``netobs._native``)."""
         while True:
             before = dict(ctx.phases_ms)
             try:
                 response = await self._hop(ctx, url, method, body)
             except _Failed as failed:
                 return Outcome.fail(failed.error_type, failed.message)
-            result.status_code = response.status_code
-            result.http_version = response.http_version
-            result.final_url = url
-            redirect = next_hop(url, method, body, response) if check.follow_redirects else None
-            if redirect is None:
-                break
-            if len(result.redirects) >= check.max_redirects:
-                return Outcome.fail(
-                    ErrorType.HTTP_STATUS,
-                    f"status {response.status_code}: more than max_redirects={check.max_redirects} redirects",
-                )
-            hop_phases = {k: round(v - before.get(k, 0.0), 3) for k, v in ctx.phases_ms.items()}
-            result.redirects.append(HttpHop(url=url, status_code=response.status_code, phases_ms=hop_phases))
-            url, method, body = redirect
-        if ctx.span is not None:
-            ctx.span.set_attribute("http.response.status_code", response.status_code)
-        problem = evaluate(check.expect, response)
-        if problem is not None:
-            return Outcome.fail(*problem)
-        return Outcome.ok()
+            step = settle(ctx, url, method, body, response, before=before)
+            if isinstance(step, Outcome):
+                return step
+            url, method, body = step
 
     async def _hop(self, ctx: ProbeContext, url: str, method: str, body: bytes) -> Response:
         check: HttpCheck = ctx.check
@@ -138,7 +152,7 @@ class HttpProbe:
                 stream = SocketStream(sock, asyncio.get_running_loop())
                 h2_chosen = check.http_version == "2"
             exchange: Exchange = (Http2Exchange if h2_chosen else Http1Exchange)(stream, check.max_body_bytes)
-            request = self._request(ctx, check, target, method, body)
+            request = self.request_of(check, target, method, body)
             attrs = {
                 "http.request.method": method,
                 "url.full": url,
@@ -213,9 +227,10 @@ class HttpProbe:
         except (OSError, TimeoutError):
             return None
 
-    def _request(self, ctx: ProbeContext, check: HttpCheck, target: Target, method: str, body: bytes) -> Request:
-        """The request of one hop. A configured Host header replaces the URL's authority (a virtual host
-        on an address); SNI stays the URL's host, as with curl."""
+    @staticmethod
+    def request_of(check: HttpCheck, target: Target, method: str, body: bytes) -> Request:
+        """The request of one hop (without its traceparent). A configured Host header replaces the URL's
+        authority (a virtual host on an address); SNI stays the URL's host, as with curl."""
         custom = {k.lower(): v for k, v in check.headers.items()}
         headers = [(k, v) for k, v in (("user-agent", USER_AGENT), ("accept", "*/*")) if k not in custom]
         headers.extend((k, v) for k, v in check.headers.items() if k.lower() not in {"host", "traceparent"})
