@@ -22,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -96,6 +97,8 @@ typedef struct {
     uint8_t ids[24];
     char *response; /* malloc'd, owned by the completion; NULL: not an HTTP job */
     size_t response_len;
+    int64_t max_body_bytes;
+    int head_request;
 } Completion;
 
 typedef struct {
@@ -233,6 +236,8 @@ static void complete(Engine *e, Job *j, int kind, int err, int64_t now, int64_t 
         /* an empty response is still one (a close before any byte): only a plain connect has none */
         c->response = j->buf ? j->buf : malloc(1);
         c->response_len = j->len;
+        c->max_body_bytes = j->http->max_body_bytes;
+        c->head_request = j->http->head_request;
     }
     j->buf = NULL;
     j->len = j->cap = 0;
@@ -896,6 +901,109 @@ static PyObject *Engine_remove(Engine *e, PyObject *arg) {
     Py_RETURN_NONE;
 }
 
+/* -- the response, parsed when it is plain ----------------------------------------------------------
+ *
+ * Most responses to a probe are plain: a final status line, field lines, CRLF line ends, the body framed by
+ * one Content-Length (or by the close), within the caps. For those, drain hands Python what
+ * netobs.probes._http1.parse_response would give: (peer's version, status, [(lower-case name, value)],
+ * body), values decoded as Latin-1 without surrounding blanks. Anything else (interim responses, chunked
+ * bodies, obsolete folding, bare LF, a malformed head, conflicting or missing lengths, a body over the cap)
+ * goes to Python as bytes, and its reader parses it or names what is wrong. tests/unit/test_connect_parse.py
+ * holds the two to the same answers. */
+
+static int is_tchar(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static int is_reason_char(unsigned char c) { return c == '\t' || (c > 0x1f && c != 0x7f); }
+
+static PyObject *plain_response(const char *b, size_t n, int head_request, int64_t max_body) {
+    const char *end = NULL;
+    for (size_t i = 0; i + 3 < n; i++) {
+        if (b[i] == '\r' && b[i + 1] == '\n' && b[i + 2] == '\r' && b[i + 3] == '\n') {
+            end = b + i;
+            break;
+        }
+        if ((b[i] == '\n' && (i == 0 || b[i - 1] != '\r')) || (b[i] == '\r' && b[i + 1] != '\n'))
+            return Py_NewRef(Py_None); /* a bare LF or CR */
+    }
+    if (end == NULL || end - b > MAX_HEAD_BYTES) return Py_NewRef(Py_None);
+    /* the status line: HTTP/d.d ddd[ reason] */
+    const char *eol = memchr(b, '\r', (size_t)(end - b) + 1);
+    if (eol - b < 12 || memcmp(b, "HTTP/", 5) != 0 || !isdigit((unsigned char)b[5]) || b[6] != '.' ||
+        !isdigit((unsigned char)b[7]) || b[8] != ' ')
+        return Py_NewRef(Py_None);
+    int status = 0;
+    for (int i = 9; i < 12; i++) {
+        if (!isdigit((unsigned char)b[i])) return Py_NewRef(Py_None);
+        status = status * 10 + (b[i] - '0');
+    }
+    if (eol - b > 12 && b[12] != ' ') return Py_NewRef(Py_None);
+    for (const char *p = b + 13; p < eol; p++)
+        if (!is_reason_char((unsigned char)*p)) return Py_NewRef(Py_None);
+    if (status < 200) return Py_NewRef(Py_None);
+    PyObject *fields = PyList_New(0);
+    if (fields == NULL) return NULL;
+    int lengths = 0, codings = 0;
+    int64_t length = -1;
+    for (const char *line = eol + 2; line < end;) {
+        const char *le = memchr(line, '\r', (size_t)(end - line) + 1);
+        const char *colon = line;
+        while (colon < le && is_tchar((unsigned char)*colon)) colon++;
+        if (colon == line || colon == le || *colon != ':') goto not_plain;
+        const char *v = colon + 1, *ve = le;
+        while (v < ve && (*v == ' ' || *v == '\t')) v++;
+        for (const char *p = v; p < ve; p++)
+            if (*p == 0 || *p == '\n') goto not_plain;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+        char name[256];
+        size_t name_len = (size_t)(colon - line);
+        if (name_len >= sizeof(name)) goto not_plain;
+        for (size_t i = 0; i < name_len; i++) name[i] = (char)tolower((unsigned char)line[i]);
+        if (name_len == 17 && memcmp(name, "transfer-encoding", 17) == 0) codings++;
+        if (name_len == 14 && memcmp(name, "content-length", 14) == 0) {
+            lengths++;
+            length = ve > v ? 0 : -1;
+            for (const char *p = v; p < ve && length >= 0; p++)
+                length = isdigit((unsigned char)*p) && length < INT64_MAX / 10 ? length * 10 + (*p - '0') : -1;
+        }
+        PyObject *field = Py_BuildValue("(s#N)", name, (Py_ssize_t)name_len,
+                                        PyUnicode_DecodeLatin1(v, (Py_ssize_t)(ve - v), NULL));
+        if (field == NULL || PyList_Append(fields, field) < 0) {
+            Py_XDECREF(field);
+            Py_DECREF(fields);
+            return NULL;
+        }
+        Py_DECREF(field);
+        line = le + 2;
+    }
+    const char *body = end + 4;
+    int64_t available = (int64_t)(b + n - body), body_len;
+    if (head_request || status == 204 || status == 304) {
+        body_len = 0;
+    } else if (codings || lengths > 1 || (lengths == 1 && (length < 0 || length > available))) {
+        goto not_plain;
+    } else {
+        body_len = lengths ? length : available;
+    }
+    if (body_len > max_body) goto not_plain;
+    return Py_BuildValue("(s#iNy#)", b + 5, (Py_ssize_t)3, status, fields, body, (Py_ssize_t)body_len);
+not_plain:
+    Py_DECREF(fields);
+    return Py_NewRef(Py_None);
+}
+
+static PyObject *parse_plain(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer data;
+    long long max_body_bytes;
+    int head_request;
+    if (!PyArg_ParseTuple(args, "y*Lp", &data, &max_body_bytes, &head_request)) return NULL;
+    PyObject *out = plain_response(data.buf, (size_t)data.len, head_request, max_body_bytes);
+    PyBuffer_Release(&data);
+    return out;
+}
+
 static PyObject *Engine_drain(Engine *e, PyObject *Py_UNUSED(ignored)) {
     Completion *taken = NULL;
     size_t n = 0;
@@ -924,11 +1032,21 @@ static PyObject *Engine_drain(Engine *e, PyObject *Py_UNUSED(ignored)) {
                                  (long long)c->start_mono_ns, (long long)c->start_wall_ns, (long long)c->elapsed_ns,
                                  (long long)c->rtt_us, 0, 0LL, 0LL, 0LL, 0LL, Py_None, Py_None);
         } else {
-            item = Py_BuildValue("(LiiLLLLLiLLLLy#y#)", (long long)c->user_id, c->kind, c->err, (long long)c->slot_ns,
-                                 (long long)c->start_mono_ns, (long long)c->start_wall_ns, (long long)c->elapsed_ns,
-                                 (long long)c->rtt_us, c->stage, (long long)c->connect_ns, (long long)c->tx_wall_ns,
-                                 (long long)c->ttfb_ns, (long long)c->transfer_ns, (const char *)c->ids,
-                                 (Py_ssize_t)sizeof(c->ids), c->response, (Py_ssize_t)c->response_len);
+            PyObject *response = c->kind == DONE && !c->err && c->stage == RECEIVING
+                                     ? plain_response(c->response, c->response_len, c->head_request, c->max_body_bytes)
+                                     : Py_NewRef(Py_None);
+            if (response == Py_None) {
+                Py_DECREF(response);
+                response = PyBytes_FromStringAndSize(c->response, (Py_ssize_t)c->response_len);
+            }
+            item = response == NULL ? NULL
+                                    : Py_BuildValue("(LiiLLLLLiLLLLy#N)", (long long)c->user_id, c->kind, c->err,
+                                                    (long long)c->slot_ns, (long long)c->start_mono_ns,
+                                                    (long long)c->start_wall_ns, (long long)c->elapsed_ns,
+                                                    (long long)c->rtt_us, c->stage, (long long)c->connect_ns,
+                                                    (long long)c->tx_wall_ns, (long long)c->ttfb_ns,
+                                                    (long long)c->transfer_ns, (const char *)c->ids,
+                                                    (Py_ssize_t)sizeof(c->ids), response);
         }
         if (item == NULL) {
             Py_CLEAR(out);
@@ -970,8 +1088,16 @@ static PyTypeObject EngineType = {
     .tp_methods = Engine_methods,
 };
 
+static PyMethodDef module_methods[] = {
+    {"parse_plain", parse_plain, METH_VARARGS,
+     "parse_plain(data, max_body_bytes, head_request) -> (version, status, fields, body) of a plain response "
+     "(see _connect.c), or None"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     .m_base = PyModuleDef_HEAD_INIT,
+    .m_methods = module_methods,
     .m_name = "netobs._connect",
     .m_doc = "TCP connect runs in a thread of their own (see _connect.c).",
     .m_size = -1,

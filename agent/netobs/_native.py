@@ -364,14 +364,20 @@ class NativeRuns:
         task.add_done_callback(self._redirects.discard)
 
 
-def _response(check: Any, result: HttpResult, data: bytes | None) -> tuple[Response | None, Outcome | None, str | None]:
+def _response(
+    check: Any, result: HttpResult, data: bytes | tuple[str, int, list[tuple[str, str]], bytes] | None
+) -> tuple[Response | None, Outcome | None, str | None]:
     """(the response, or the outcome and the name of what the probe's phase would have raised) of what the
-    engine read: ``data``, or None when the server closed before any byte."""
+    engine read: ``data`` (parsed by the engine already when it was plain: see ``_connect.c``), or None when
+    the server closed before any byte."""
     if data is None:
         failure = Outcome.fail(ErrorType.PROTOCOL, "connection closed before any response byte")
         return None, failure, "ProtocolViolation"
     try:
-        version, status, headers, body = parse_response(data, check.max_body_bytes, check.method == "HEAD")
+        if isinstance(data, tuple):
+            version, status, headers, body = data
+        else:
+            version, status, headers, body = parse_response(data, check.max_body_bytes, check.method == "HEAD")
     except ProtocolViolation as exc:
         return None, Outcome.fail(ErrorType.PROTOCOL, str(exc)), "ProtocolViolation"
     except BodyTooLarge as exc:
