@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from netobs import _native
+from netobs.agent import Agent
+from netobs.config import parse_config
 from netobs.probes.base import Probe
 from netobs.result import ProbeResult
 from netobs.runner import Runner
@@ -99,3 +101,13 @@ def assert_same(python: Wiring, native: Wiring, targets: list[str], measured: tu
         assert got == want, (target, got, want)
         got_spans, want_spans = native.spans_of(nat[target]), python.spans_of(py[target])
         assert got_spans == want_spans, (target, got_spans, want_spans)
+
+
+async def started_agent(checks_yaml: str, seconds: float = 0.5) -> Agent:
+    """An agent with in-memory telemetry running ``checks_yaml`` (the lines under ``checks:``) for ``seconds``."""
+    head = 'agent_id: a1\npop: test\noutputs: {stdout_json: false, prometheus_listen: ""}\nchecks:\n'
+    cfg = parse_config(head + checks_yaml)
+    agent = Agent(cfg, telemetry=Telemetry.in_memory(cfg))
+    agent.start()
+    await asyncio.sleep(seconds)
+    return agent

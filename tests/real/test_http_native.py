@@ -15,15 +15,13 @@ from typing import Any
 import pytest
 
 from netobs import _native
-from netobs.agent import Agent
 from netobs.config import HttpCheck, parse_config
 from netobs.probes.http import HttpProbe
 from netobs.result import ErrorType, ProbeResult
 from netobs.runner import Runner
 from netobs.scheduler import Scheduler
-from netobs.telemetry import Telemetry
 from tests.real import httpbed
-from tests.real.nativebed import Wiring, assert_same, both, by_target, shape
+from tests.real.nativebed import Wiring, assert_same, both, by_target, shape, started_agent
 
 pytestmark = pytest.mark.real
 
@@ -229,19 +227,10 @@ checks:
 async def test_the_agent_runs_plain_http_in_the_engine(bed: httpbed.Bed, caplog: pytest.LogCaptureFixture) -> None:
     home = _url(bed, "plain")
     named = home.replace("127.0.0.1", "localhost")
-    cfg = parse_config(
-        f"""
-agent_id: a1
-pop: test
-outputs: {{stdout_json: false, prometheus_listen: ""}}
-checks:
-  - {{name: web, type: http, targets: ["{home}", "{named}"], interval_s: 0.2, timeout_s: 0.15}}
-"""
-    )
-    agent = Agent(cfg, telemetry=Telemetry.in_memory(cfg))
     caplog.set_level("INFO", logger="netobs.agent")
-    agent.start()
-    await asyncio.sleep(0.5)
+    agent = await started_agent(
+        f"""  - {{name: web, type: http, targets: ["{home}", "{named}"], interval_s: 0.2, timeout_s: 0.15}}\n"""
+    )
     assert agent.native is not None and agent.native.count("http") == 1
     assert (
         "2 (check, target) jobs scheduled; run by the native engine: 0 plain TCP connects and 1 plain HTTP/1.1"

@@ -16,13 +16,11 @@ from typing import Any
 import pytest
 
 from netobs import _connect, _native
-from netobs.agent import Agent
 from netobs.config import TcpCheck, parse_config
 from netobs.probes.tcp import TcpProbe
 from netobs.result import ErrorType
-from netobs.telemetry import Telemetry
 from tests.real import httpbed
-from tests.real.nativebed import Wiring, assert_same, both, by_target
+from tests.real.nativebed import Wiring, assert_same, both, by_target, started_agent
 
 pytestmark = pytest.mark.real
 
@@ -187,20 +185,13 @@ checks:
 
 
 async def test_the_agent_runs_plain_connects_in_the_engine(listener: int, caplog: pytest.LogCaptureFixture) -> None:
-    cfg = parse_config(
+    caplog.set_level("INFO", logger="netobs.agent")
+    agent = await started_agent(
         f"""
-agent_id: a1
-pop: test
-outputs: {{stdout_json: false, prometheus_listen: ""}}
-checks:
   - {{name: plain, type: tcp, targets: ["127.0.0.1:{listener}", "[::1]:{listener}"], interval_s: 0.2, timeout_s: 0.1}}
   - {{name: named, type: tcp, targets: ["localhost:{listener}"], interval_s: 0.2, timeout_s: 0.1}}
 """
     )
-    agent = Agent(cfg, telemetry=Telemetry.in_memory(cfg))
-    caplog.set_level("INFO", logger="netobs.agent")
-    agent.start()
-    await asyncio.sleep(0.5)
     assert agent.native is not None and agent.native.jobs == 2
     assert "3 (check, target) jobs scheduled; run by the native engine: 2 plain TCP connects and 0 plain" in caplog.text
     await agent.scheduler.stop()
