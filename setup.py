@@ -1,6 +1,6 @@
 """The build step pyproject.toml cannot state stably: the agent's C modules ``netobs._wire``
 (agent/netobs/_wire.c: the OTLP span and log writers and the histogram buckets) and ``netobs._connect``
-(agent/netobs/_connect.c: the TCP connect runs of plain TCP checks, in a thread of their own).
+(agent/netobs/_connect.c: the runs of plain TCP and HTTP/1.1 checks, in a thread of their own).
 ``pip install -e .`` builds them in place, with gcc and the Python headers (scripts/apt-packages.txt)."""
 
 from setuptools import Extension, setup

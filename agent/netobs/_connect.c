@@ -1,4 +1,5 @@
-/* netobs._connect: the TCP connect runs of plain TCP checks, scheduled, issued and timed by a thread in C.
+/* netobs._connect: the runs of plain TCP checks (a connect) and plain HTTP checks (a connect and one HTTP/1.1
+ * exchange, see "the HTTP/1.1 exchange" below), scheduled, issued and timed by a thread in C.
  *
  * Theory of operation. A plain TCP check (no TLS, no path trace, an address for a target) is a socket,
  * a non-blocking connect, one wait and a close. The kernel's share of that is ~50 us on this class of

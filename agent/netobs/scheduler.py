@@ -18,9 +18,9 @@ probes/s on a machine with less than a core free: success 2.5%). So a run that s
 single stall (a collection, a suspended VM) makes a few runs late but does not move the average much: they
 run.
 
-Plain TCP connects (``netobs._native``) can be handed to a C engine with a thread of its own
-(``native``): ``apply`` gives it the job with its first slot, ``_stop`` takes the job back, and the engine
-reports each run's start, skip or missed slots here (``run_started``, ``run_skipped``, ``slots_missed``),
+Plain TCP connects and HTTP/1.1 exchanges (``netobs._native``) can be handed to a C engine with a thread of
+its own (``native``): ``apply`` gives it the job with its first slot, ``_stop`` takes the job back, and the
+engine reports each run's start, skip or missed slots here (``run_started``, ``run_skipped``, ``slots_missed``),
 so the counts, metrics and logs are the same for both kinds of job.
 
 ``apply`` swaps in a new set of checks: jobs whose check did not change keep their slots and any run in
