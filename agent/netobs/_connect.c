@@ -506,7 +506,6 @@ static void connected(Engine *e, uint32_t id, uint32_t events) {
     Exchange *x = j->http;
     j->rtt_us = handshake_rtt_us(j->fd);
     j->connect_ns = clock_ns(CLOCK_MONOTONIC) - j->start_mono_ns;
-    draw_ids(e, j->ids);
     if (x->traceparent_at >= 0) {
         char *tp = x->request + x->traceparent_at + 3; /* "00-" then 32 + 1 + 16 hex digits */
         for (int i = 0; i < 24; i++) {
@@ -543,6 +542,7 @@ static void start_run(Engine *e, uint32_t id, int64_t slot, int64_t now) {
     j->sent = 0;
     j->tx_wall_ns = j->tx_mono_ns = j->first_rx_mono_ns = j->last_rx_mono_ns = 0;
     j->first_rx_stamp_ns = j->last_rx_stamp_ns = 0;
+    if (j->http != NULL) draw_ids(e, j->ids); /* every run is a trace of its own, whatever its end */
     int fd = socket(j->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         complete(e, j, DONE, errno, clock_ns(CLOCK_MONOTONIC), -1);

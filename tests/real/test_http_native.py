@@ -176,6 +176,16 @@ async def test_the_server_sees_the_runs_own_traceparent(bed: httpbed.Bed) -> Non
     assert len(seen) == len(results)  # fresh ids every run
 
 
+async def test_every_run_is_a_trace_of_its_own_however_it_ends() -> None:
+    """Runs that never sent a request (refused) still get fresh trace ids from the engine."""
+    wiring = Wiring(True, _probes())
+    closed = f"http://127.0.0.1:{httpbed.free_port()}/"
+    results = await wiring.run_for([_check([closed], interval_s=0.1, timeout_s=0.08)], 0.65)
+    assert len(results) >= 5 and all(r.error_type == str(ErrorType.REFUSED) for r in results)
+    assert len({r.trace_id for r in results}) == len(results)
+    assert all(r.http is not None and r.http.traceparent is None for r in results)
+
+
 async def test_untraced_runs_send_an_unsampled_traceparent(bed: httpbed.Bed) -> None:
     results: list[ProbeResult] = []
     runner = Runner("a1", "test", _probes(), sinks=[results.append], tracer=None)
