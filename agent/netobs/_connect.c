@@ -45,8 +45,6 @@ enum { CONNECTING = 0, WAITING = 1, RECEIVING = 2 };
 #define LATENESS_AVERAGE_WEIGHT 0.002 /* as netobs.scheduler */
 #define TIMER_TAG UINT64_MAX
 #define CONTROL_TAG (UINT64_MAX - 1)
-#define BATCH_COMPLETIONS 64
-#define BATCH_DELAY_NS 5000000
 
 typedef struct {
     int64_t at_ns;
@@ -74,7 +72,6 @@ typedef struct {
     int64_t slot_ns, start_mono_ns, start_wall_ns;
     uint32_t gen, run;
     int fd;     /* the run in flight's socket, or -1 */
-    int in_epoll; /* fd is in the epoll set */
     /* The HTTP exchange of the run in flight (see exchange_* below). */
     int stage;                   /* CONNECTING, WAITING (request sent), RECEIVING (response started) */
     size_t sent;                 /* request bytes handed to the kernel */
@@ -96,7 +93,8 @@ typedef struct {
     int stage;
     int64_t connect_ns, tx_wall_ns, ttfb_ns, transfer_ns;
     uint8_t ids[24];
-    char *response; /* malloc'd, owned by the completion; NULL: not an HTTP job */
+    int http;       /* an HTTP job's: the fields below are set */
+    char *response; /* malloc'd, owned by the completion (NULL: nothing read) */
     size_t response_len;
     int64_t max_body_bytes;
     int head_request;
@@ -118,7 +116,6 @@ typedef struct {
     Completion *done;
     size_t ndone, done_cap;
     int signalled;
-    int64_t flush_at_ns; /* when the completions waiting are handed over, 0: none waiting */
     int64_t armed_ns; /* what the timerfd is set to, 0: nothing */
     uint8_t rand[4080]; /* random bytes for trace ids, from getrandom */
     size_t rand_used;
@@ -234,8 +231,8 @@ static void complete(Engine *e, Job *j, int kind, int err, int64_t now, int64_t 
                                                         j->last_rx_mono_ns - j->first_rx_mono_ns);
         }
         memcpy(c->ids, j->ids, sizeof(c->ids));
-        /* an empty response is still one (a close before any byte): only a plain connect has none */
-        c->response = j->buf ? j->buf : malloc(1);
+        c->http = 1;
+        c->response = j->buf;
         c->response_len = j->len;
         c->max_body_bytes = j->http->max_body_bytes;
         c->head_request = j->http->head_request;
@@ -269,13 +266,6 @@ static void end_run(Engine *e, uint32_t id, int kind, int err, int64_t rtt_us) {
     j->fd = -1;
     complete(e, j, kind, err, now, rtt_us);
     release_if_done(e, id);
-}
-
-static int established(int fd) {
-    struct tcp_info info;
-    socklen_t len = sizeof(info);
-    memset(&info, 0, sizeof(info));
-    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_state == TCP_ESTABLISHED;
 }
 
 static int64_t handshake_rtt_us(int fd) {
@@ -427,11 +417,7 @@ static int response_complete(const Job *j) {
 static void rearm_socket(Engine *e, uint32_t id, uint32_t events) {
     Job *j = &e->jobs[id];
     struct epoll_event ev = {.events = events | EPOLLONESHOT, .data.u64 = ((uint64_t)j->run << 32) | id};
-    if (epoll_ctl(e->epfd, j->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, j->fd, &ev) < 0) {
-        end_run(e, id, DONE, errno, -1);
-        return;
-    }
-    j->in_epoll = 1;
+    if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, j->fd, &ev) < 0) end_run(e, id, DONE, errno, -1);
 }
 
 static void exchange_send(Engine *e, uint32_t id) {
@@ -556,25 +542,14 @@ static void start_run(Engine *e, uint32_t id, int64_t slot, int64_t now) {
     }
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLONESHOT, .data.u64 = ((uint64_t)j->run << 32) | id};
     Event deadline = {.at_ns = now + j->timeout_ns, .job = id, .seq = j->run, .kind = DEADLINE};
-    j->in_epoll = 0;
     if (connect(fd, (struct sockaddr *)&j->addr, j->addrlen) < 0 && errno != EINPROGRESS && errno != EAGAIN) {
         end_run(e, id, DONE, errno, -1);
         return;
     }
-    if (heap_push(e, deadline) < 0) {
-        end_run(e, id, DONE, ENOMEM, -1);
-        return;
+    /* even a connect that completed at once is taken up from epoll, where the rest of the run waits */
+    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 || heap_push(e, deadline) < 0) {
+        end_run(e, id, DONE, errno ? errno : ENOMEM, -1);
     }
-    /* A near peer (the same host) has often answered by the time connect returns: go on without a wait. */
-    if (established(fd)) {
-        connected(e, id, 0);
-        return;
-    }
-    if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        end_run(e, id, DONE, errno, -1);
-        return;
-    }
-    j->in_epoll = 1;
 }
 
 static void slot_due(Engine *e, Event ev, int64_t now) {
@@ -620,23 +595,7 @@ static void signal_ready(Engine *e) {
     if (e->ndone && !e->signalled) {
         uint64_t one = 1;
         if (write(e->wakefd, &one, sizeof(one)) == sizeof(one)) e->signalled = 1;
-        e->flush_at_ns = 0;
     }
-}
-
-/* Completions are handed over in batches: the event loop is woken when BATCH_COMPLETIONS are waiting or the
- * oldest has waited BATCH_DELAY_NS (a wake-up per run cost the loop and this thread more than the run's
- * own Python; the results' times are the engine's, so the delay moves none of them). What the caller
- * waits for (a job released) is signalled at once. The thread's epoll timeout (ms), -1: none due. */
-static int batch_timeout_ms(Engine *e) {
-    if (!e->ndone || e->signalled) return -1;
-    int64_t now = clock_ns(CLOCK_MONOTONIC);
-    if (!e->flush_at_ns) e->flush_at_ns = now + BATCH_DELAY_NS;
-    if (e->ndone >= BATCH_COMPLETIONS || now >= e->flush_at_ns) {
-        signal_ready(e);
-        return -1;
-    }
-    return (int)((e->flush_at_ns - now + 999999) / 1000000);
 }
 
 static void *engine_main(void *arg) {
@@ -646,9 +605,9 @@ static void *engine_main(void *arg) {
     pthread_mutex_lock(&e->mu);
     while (!e->stopping) {
         due(e);
-        int timeout_ms = batch_timeout_ms(e);
+        signal_ready(e);
         pthread_mutex_unlock(&e->mu);
-        int n = epoll_wait(e->epfd, events, 256, timeout_ms);
+        int n = epoll_wait(e->epfd, events, 256, -1);
         pthread_mutex_lock(&e->mu);
         for (int i = 0; i < n; i++) {
             uint64_t tag = events[i].data.u64;
@@ -1015,7 +974,6 @@ static PyObject *Engine_drain(Engine *e, PyObject *Py_UNUSED(ignored)) {
         /* not signalled: nothing to clear */
     }
     e->signalled = 0;
-    e->flush_at_ns = 0;
     if (e->ndone) {
         taken = e->done;
         n = e->ndone;
@@ -1028,7 +986,7 @@ static PyObject *Engine_drain(Engine *e, PyObject *Py_UNUSED(ignored)) {
     for (size_t i = 0; out != NULL && i < n; i++) {
         Completion *c = &taken[i];
         PyObject *item;
-        if (c->response == NULL) {
+        if (!c->http) {
             item = Py_BuildValue("(LiiLLLLLiLLLLOO)", (long long)c->user_id, c->kind, c->err, (long long)c->slot_ns,
                                  (long long)c->start_mono_ns, (long long)c->start_wall_ns, (long long)c->elapsed_ns,
                                  (long long)c->rtt_us, 0, 0LL, 0LL, 0LL, 0LL, Py_None, Py_None);

@@ -45,7 +45,7 @@ from netobs.probes._http1 import BodyTooLarge, ProtocolViolation, parse_response
 from netobs.probes._http_rules import parse_target, traceparent
 from netobs.probes._http_wire import Response, http1_bytes
 from netobs.probes.base import Outcome, ProbeContext, child_span, literal_ip, root_span, sets_ids
-from netobs.probes.http import HttpProbe, settle
+from netobs.probes.http import HttpProbe, request_body, settle
 from netobs.result import ErrorType, HttpResult, TcpResult
 from netobs.runner import Runner, classify_exception, timed_out_message
 
@@ -87,16 +87,13 @@ def _address(host: str, port: int | None, ip_version: str) -> tuple[str, int] | 
     return None if ip is None or port is None else (ip, port)
 
 
-# The traceparent header's value while the engine has not filled it: "00-", trace id, "-", span id, "-", flags.
-_TRACEPARENT_BLANK = traceparent(1, 1, True)
-
-
 @dataclass(frozen=True, slots=True)
 class PlainHttp:
     """What the engine needs for a plain HTTP check on one URL (``plain_http``)."""
 
     ip: str
     port: int
+    body: bytes  # the request's
     request: bytes
     traceparent_at: int  # offset of the traceparent value in ``request``, -1 when none is sent
     attributes: dict[str, Any]  # of the ttfb span
@@ -114,10 +111,9 @@ def plain_http(check: Any, target: str, traced: bool) -> PlainHttp | None:
     address = _address(url.host, url.port, check.ip_version) if url.scheme == "http" else None
     if address is None:
         return None
-    request = HttpProbe.request_of(
-        check, url, check.method, check.body.encode("utf-8") if check.body is not None else b""
-    )
-    blank = _TRACEPARENT_BLANK if traced else _TRACEPARENT_BLANK[:-2] + "00"
+    body = request_body(check)
+    request = HttpProbe.request_of(check, url, check.method, body)
+    blank = traceparent(1, 1, traced)  # the engine writes each run's ids over these
     if check.inject_traceparent:
         request.headers.append(("traceparent", blank))
     try:
@@ -132,7 +128,7 @@ def plain_http(check: Any, target: str, traced: bool) -> PlainHttp | None:
         "server.port": url.port,
         "network.protocol.version": "1.1",
     }
-    return PlainHttp(*address, wire, at + len("\r\ntraceparent: ") if at >= 0 else -1, attributes)
+    return PlainHttp(*address, body, wire, at + len("\r\ntraceparent: ") if at >= 0 else -1, attributes)
 
 
 @dataclass(slots=True)
@@ -142,7 +138,9 @@ class _NativeJob:
     ip: str
     port: int
     handle: int
-    http: PlainHttp | None = None
+    http: PlainHttp | None
+    root_attributes: dict[str, Any]  # of every run's root span, as Runner.run sets them
+    peer: dict[str, Any]  # of every run's connect span
     removed: bool = False
 
 
@@ -221,7 +219,9 @@ class NativeRuns:
             shed_after_s,
             **exchange,
         )
-        self._jobs[job_id] = _NativeJob(check, target, ip, port, handle, http)
+        root_attributes = {"netobs.check.name": check.name, "netobs.check.type": check.type, "netobs.target": target}
+        peer = {"network.peer.address": ip, "network.peer.port": port}
+        self._jobs[job_id] = _NativeJob(check, target, ip, port, handle, http, root_attributes, peer)
         return job_id
 
     def remove(self, job_id: int) -> None:
@@ -296,10 +296,10 @@ class NativeRuns:
             span = tracer.start_span(
                 f"tcp {target}",
                 kind=trace.SpanKind.CLIENT,
-                attributes=_root_attributes(check, target),
+                attributes=job.root_attributes,
                 start_time=wall_ns,
             )
-            _phase_span(tracer, span, "connect", _peer(job), start_ns=wall_ns, ms=connect_ms, failure=failure)
+            _phase_span(tracer, span, "connect", job.peer, start_ns=wall_ns, ms=connect_ms, failure=failure)
         runner.finish(ctx, wall_ns // 1_000_000, elapsed_ms, outcome or Outcome.ok(), span, end_ns=wall_ns + elapsed_ns)
 
     def _finish_http(self, job: _NativeJob, completion: tuple[Any, ...]) -> None:
@@ -317,7 +317,7 @@ class NativeRuns:
         tracer = runner.tracer
         span = None
         if tracer is not None:
-            span = root_span(tracer, f"http {target}", trace_id, _root_attributes(check, target), wall_ns)
+            span = root_span(tracer, f"http {target}", trace_id, job.root_attributes, wall_ns)
             ctx.span, ctx.tracer = span, tracer
         connect_ms = rtt_us / 1000.0 if 0 <= rtt_us <= connect_ns // 1000 else connect_ns / 1e6
         ctx.phases_ms["connect"] = connect_ms
@@ -333,7 +333,7 @@ class NativeRuns:
             ctx.phases_ms["transfer"] = transfer_ns / 1e6
         if span is not None and tracer is not None:
             connect_failure = failure if stage == _CONNECTING else None
-            _phase_span(tracer, span, "connect", _peer(job), start_ns=wall_ns, ms=connect_ms, failure=connect_failure)
+            _phase_span(tracer, span, "connect", job.peer, start_ns=wall_ns, ms=connect_ms, failure=connect_failure)
             if stage > _CONNECTING:
                 ttfb = child_span(tracer, span, "ttfb", http.attributes, start_time=tx_wall_ns, span_id=span_id)
                 _end_phase(ttfb, tx_wall_ns, ttfb_ns / 1e6, failure if stage == _WAITING else None)
@@ -343,8 +343,7 @@ class NativeRuns:
                     transfer.set_attribute("http.response.status_code", response.status_code)
                 _end_phase(transfer, tx_wall_ns + ttfb_ns, transfer_ns / 1e6, failure)
         if response is not None:
-            body = check.body.encode("utf-8") if check.body is not None else b""
-            step = settle(ctx, target, check.method, body, response, before={})
+            step = settle(ctx, target, check.method, http.body, response, before={})
             if not isinstance(step, Outcome):
                 self._follow(ctx, step, wall_ns, start_mono_ns, span)
                 return
@@ -397,14 +396,6 @@ def _ending(check: Any, kind: int, err: int) -> tuple[Outcome | None, str | None
         exc = OSError(err, os.strerror(err))  # the OSError subclass of the errno, as a socket call raises
         return Outcome.fail(*classify_exception(exc)), type(exc).__name__
     return None, None
-
-
-def _root_attributes(check: Any, target: str) -> dict[str, Any]:
-    return {"netobs.check.name": check.name, "netobs.check.type": check.type, "netobs.target": target}
-
-
-def _peer(job: _NativeJob) -> dict[str, Any]:
-    return {"network.peer.address": job.ip, "network.peer.port": job.port}
 
 
 def _phase_span(

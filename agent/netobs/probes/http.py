@@ -63,6 +63,11 @@ class _Failed(Exception):
         self.message = message
 
 
+def request_body(check: HttpCheck) -> bytes:
+    """The body the check's first request sends."""
+    return check.body.encode("utf-8") if check.body is not None else b""
+
+
 def settle(
     ctx: ProbeContext, url: str, method: str, body: bytes, response: Response, *, before: dict[str, float]
 ) -> Outcome | tuple[str, str, bytes]:
@@ -102,8 +107,7 @@ class HttpProbe:
     async def run(self, ctx: ProbeContext) -> Outcome:
         check: HttpCheck = ctx.check
         ctx.detail = HttpResult(method=check.method, url=ctx.target)
-        body = check.body.encode("utf-8") if check.body is not None else b""
-        return await self.follow(ctx, ctx.target, check.method, body)
+        return await self.follow(ctx, ctx.target, check.method, request_body(check))
 
     async def follow(self, ctx: ProbeContext, url: str, method: str, body: bytes) -> Outcome:
         """The run's hops from ``url`` on, redirects followed; ``ctx.detail`` is the run's ``HttpResult``
